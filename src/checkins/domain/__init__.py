@@ -1,0 +1,1 @@
+"""The cleaning core: pure Python, no I/O."""

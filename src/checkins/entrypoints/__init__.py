@@ -1,0 +1,1 @@
+"""Entrypoints: the command line and the HTTP app."""

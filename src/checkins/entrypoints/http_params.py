@@ -1,0 +1,227 @@
+"""Query parameters and page cursors of the HTTP API, parsed without I/O."""
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import re
+import struct
+from collections.abc import Mapping
+
+from checkins.domain.projects import normalise_name
+from checkins.domain.queries import CheckinQuery, Position
+
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+QueryParams = Mapping[str, str | list[str]]
+
+# Values echoed in error details are cut to this many characters, so that a
+# hostile request cannot make the response as large as the request.
+_MAX_SHOWN = 80
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+# A cursor is a version byte, the stamp in microseconds since the Unix epoch
+# and the row id, then a checksum of those, all in unpadded URL-safe base64.
+_CURSOR_VERSION = 1
+_CURSOR_PAYLOAD = struct.Struct(">Bqq")
+_CURSOR_CHECKSUM_SIZE = 4
+_CURSOR_CHECKSUM_PERSON = b"checkins-cursor"
+_CURSOR_LENGTH = len(
+    base64.urlsafe_b64encode(
+        bytes(_CURSOR_PAYLOAD.size + _CURSOR_CHECKSUM_SIZE)
+    ).rstrip(b"=")
+)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+class ParameterError(ValueError):
+    """Raised when a query parameter is invalid.
+
+    The message names the parameter, its value and the expected form.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def show(value: str) -> str:
+    """Quote `value` for an error message, cut to at most 80 characters."""
+    if len(value) > _MAX_SHOWN:
+        value = value[:_MAX_SHOWN] + "..."
+    return repr(value)
+
+
+def parse_checkin_query(user: str, params: QueryParams) -> CheckinQuery:
+    """Build the query for one user's check-ins from the request's parameters.
+
+    `user` and `project` are trimmed and lower-cased as stored names are.
+    Parameters other than from, to, project, limit and cursor are ignored.
+    Raises ParameterError naming the first invalid parameter.
+    """
+    text = single_value(params, "from")
+    first_day = None if text is None else parse_date("from", text)
+
+    text = single_value(params, "to")
+    last_day = None if text is None else parse_date("to", text)
+
+    if first_day is not None and last_day is not None and first_day > last_day:
+        raise ParameterError(
+            "from",
+            f"invalid query parameters: from={first_day} is after to={last_day}; "
+            "expected from on or before to",
+        )
+
+    text = single_value(params, "project")
+    project = None if text is None else parse_project(text)
+
+    text = single_value(params, "limit")
+    limit = DEFAULT_LIMIT if text is None else parse_limit(text)
+
+    text = single_value(params, "cursor")
+    after = None if text is None else decode_cursor(text)
+
+    return CheckinQuery(
+        user=normalise_name(user),
+        first_day=first_day,
+        last_day=last_day,
+        project=project,
+        limit=limit,
+        after=after,
+    )
+
+
+def single_value(params: QueryParams, name: str) -> str | None:
+    """Return the value of parameter `name`, or None when it is absent.
+
+    Raises ParameterError when the parameter is given more than once.
+    """
+    value = params.get(name)
+    if isinstance(value, list):
+        raise ParameterError(
+            name,
+            f"query parameter {name} is given {len(value)} times; "
+            "expected it at most once",
+        )
+    return value
+
+
+def parse_date(name: str, text: str) -> dt.date:
+    """Parse `text` as a calendar date written YYYY-MM-DD."""
+    # date.fromisoformat alone would also take forms like 20181126 and 2018-W48-1.
+    if _DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ParameterError(
+        name,
+        f"invalid query parameter {name}={show(text)}: "
+        "expected a date as YYYY-MM-DD, such as 2018-11-26",
+    )
+
+
+def parse_limit(text: str) -> int:
+    """Parse `text` as a page size from 1 to 1000."""
+    if not _INTEGER.fullmatch(text):
+        raise ParameterError(
+            "limit",
+            f"invalid query parameter limit={show(text)}: "
+            f"expected an integer from 1 to {MAX_LIMIT}",
+        )
+    negative = text.startswith("-")
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    # Longer digit strings are out of range anyway, and int() raises ValueError
+    # on strings of over 4300 digits.
+    if len(digits) > len(str(MAX_LIMIT)):
+        digits = str(MAX_LIMIT + 1)
+    value = -int(digits) if negative else int(digits)
+    if value < 1:
+        raise ParameterError(
+            "limit",
+            f"invalid query parameter limit={show(text)}: expected at least 1",
+        )
+    if value > MAX_LIMIT:
+        raise ParameterError(
+            "limit",
+            f"invalid query parameter limit={show(text)}: expected at most {MAX_LIMIT}",
+        )
+    return value
+
+
+def parse_project(text: str) -> str:
+    """Normalise `text` as a project name, as stored project names are."""
+    project = normalise_name(text)
+    if not project:
+        raise ParameterError(
+            "project",
+            f"invalid query parameter project={show(text)}: "
+            "expected a project name, or no project parameter for all projects",
+        )
+    # PostgreSQL text cannot contain NUL, so no stored name contains one.
+    if "\x00" in project:
+        raise ParameterError(
+            "project",
+            f"invalid query parameter project={show(text)}: "
+            "expected a project name without NUL characters",
+        )
+    return project
+
+
+def encode_cursor(position: Position) -> str:
+    """Encode `position` as an opaque URL-safe cursor."""
+    if position.checkin_at.tzinfo is None:
+        raise ValueError(f"position stamp {position.checkin_at} has no time zone")
+    microseconds = (position.checkin_at - _EPOCH) // _MICROSECOND
+    payload = _CURSOR_PAYLOAD.pack(_CURSOR_VERSION, microseconds, position.id)
+    token = base64.urlsafe_b64encode(payload + _checksum(payload))
+    return token.rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(text: str) -> Position:
+    """Decode a cursor made by `encode_cursor`.
+
+    The checksum catches cursors that were cut, garbled or edited by hand. It is
+    no signature: anyone who reads this code can forge a cursor, which only
+    points at another place in rows the client may read anyway.
+    """
+    position = _decode_position(text)
+    if position is None:
+        raise ParameterError(
+            "cursor",
+            f"invalid query parameter cursor={show(text)}: expected the "
+            "next_cursor of a previous page, unchanged",
+        )
+    return position
+
+
+def _decode_position(text: str) -> Position | None:
+    if len(text) != _CURSOR_LENGTH or not _BASE64URL.fullmatch(text):
+        return None
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        return None
+    payload = data[: _CURSOR_PAYLOAD.size]
+    if data[_CURSOR_PAYLOAD.size :] != _checksum(payload):
+        return None
+    version, microseconds, row_id = _CURSOR_PAYLOAD.unpack(payload)
+    if version != _CURSOR_VERSION:
+        return None
+    try:
+        stamp = _EPOCH + microseconds * _MICROSECOND
+    except OverflowError:
+        return None
+    return Position(stamp, row_id)
+
+
+def _checksum(payload: bytes) -> bytes:
+    return hashlib.blake2b(
+        payload, digest_size=_CURSOR_CHECKSUM_SIZE, person=_CURSOR_CHECKSUM_PERSON
+    ).digest()

@@ -1,0 +1,126 @@
+import json
+
+import psycopg
+import pytest
+
+
+GOOD = (
+    "user,timestamp,hours,project\n"
+    "ned,2018-11-26 14:47:36.0429 UTC,8.0,bizdev\n"
+    "ned,11/26/2018 02:47 PM,1.5,hirng\n"
+    ",2018-11-26 10:00:00 UTC,4.0,learning\n"
+)
+
+
+def table_counts(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as connection:
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        ]
+        return {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in sorted(tables)
+        }
+
+
+def test_load_prints_json_report(run_cli, database_url, tmp_path):
+    """`load --json` prints one JSON object with the counts."""
+    path = tmp_path / "export.csv"
+    path.write_text(GOOD, encoding="utf-8")
+
+    status, output, _ = run_cli(database_url, "load", str(path), "--json")
+    report = json.loads(output)
+
+    assert 0 == status
+    assert 3 == report["rows_read"]
+    assert 2 == report["rows_loaded"]
+    assert 1 == report["rows_quarantined"]
+    assert {"missing_user": 1} == report["quarantined_by_reason"]
+    assert {"iso": 2, "us": 1} == report["formats"]
+    assert 1 == report["fixes"]["precision_recovered"]
+
+
+def test_load_prints_text_report(run_cli, database_url, tmp_path):
+    """Without --json the report is aligned text."""
+    path = tmp_path / "export.csv"
+    path.write_text(GOOD, encoding="utf-8")
+
+    status, output, _ = run_cli(database_url, "load", str(path))
+
+    assert 0 == status
+    assert "rows read                   3" in output
+    assert "rows quarantined            1" in output
+    assert "  missing_user              1" in output
+
+
+BAD_FILES = {
+    "missing column": (
+        b"user,when,hours,project\nned,2018-11-26 14:47 UTC,1,x\n",
+        "not a check-in CSV: missing column timestamp",
+    ),
+    "binary": (
+        bytes(range(256)) * 8,
+        "binary content (NUL bytes), not a CSV text file",
+    ),
+    "empty": (
+        b"",
+        "file is empty, expected a header line user,timestamp,hours,project",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_load_rejects_bad_file(run_cli, database_url, tmp_path, kind):
+    """A file that is not a check-in CSV fails with one line and changes nothing."""
+    good = tmp_path / "good.csv"
+    good.write_text(GOOD, encoding="utf-8")
+    run_cli(database_url, "load", str(good))
+    before = table_counts(database_url)
+    content, problem = BAD_FILES[kind]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+
+    status, output, error = run_cli(database_url, "load", str(path))
+
+    assert 1 == status
+    assert "" == output
+    assert f"checkins: error: {path}: {problem}" in error
+    assert 1 == len(error.strip().splitlines())
+    assert before == table_counts(database_url)
+
+
+def test_load_rejects_missing_path(run_cli, database_url, tmp_path):
+    """A path that does not exist fails with one line naming it."""
+    path = tmp_path / "absent.csv"
+
+    status, _, error = run_cli(database_url, "load", str(path))
+
+    assert 1 == status
+    assert f"checkins: error: {path}: file not found\n" == error
+    assert {} == table_counts(database_url)
+
+
+def test_migrate_reports_applied(run_cli, database_url):
+    """`migrate` applies the schema once, then reports it up to date."""
+    first = run_cli(database_url, "migrate")
+    second = run_cli(database_url, "migrate")
+
+    assert (0, "applied 1 migrations: 0001_initial.sql\n") == first[:2]
+    assert (0, "schema is up to date\n") == second[:2]
+
+
+def test_unreachable_database_is_one_line(run_cli, tmp_path):
+    """A database that cannot be reached fails with one line, not a traceback."""
+    path = tmp_path / "export.csv"
+    path.write_text(GOOD, encoding="utf-8")
+
+    status, _, error = run_cli(
+        "postgresql://postgres@127.0.0.1:9/none?connect_timeout=2", "load", str(path)
+    )
+
+    assert 1 == status
+    assert error.startswith("checkins: error: database unavailable: ")
+    assert 1 == len(error.strip().splitlines())

@@ -1,0 +1,215 @@
+import codecs
+
+import pytest
+
+from checkins.adapters.csv_source import CsvFileSource
+from checkins.domain.model import RawRow
+from checkins.ports import SourceError
+
+
+HEADER = "user,timestamp,hours,project\n"
+
+
+def write(tmp_path, content: bytes | str, name: str = "export.csv"):
+    path = tmp_path / name
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def test_rows_carry_line_and_text(tmp_path):
+    """Each row keeps its starting line number and its raw text."""
+    path = write(tmp_path, HEADER + "ned,2018-11-26 14:47:36 UTC,8.0,bizdev\n")
+
+    rows = list(CsvFileSource(path).rows())
+
+    assert [
+        RawRow(
+            2,
+            "ned,2018-11-26 14:47:36 UTC,8.0,bizdev",
+            "ned",
+            "2018-11-26 14:47:36 UTC",
+            "8.0",
+            "bizdev",
+        )
+    ] == rows
+
+
+def test_bom_and_crlf_are_read(tmp_path):
+    """A UTF-8 byte order mark and CRLF line ends are handled."""
+    content = (
+        codecs.BOM_UTF8
+        + (HEADER + "ned,26 ноября 2018 14:47,1,x\n").replace("\n", "\r\n").encode()
+    )
+    path = write(tmp_path, content)
+
+    (row,) = CsvFileSource(path).rows()
+
+    assert "ned" == row.user
+    assert "26 ноября 2018 14:47" == row.timestamp
+    assert "x" == row.project
+    assert "ned,26 ноября 2018 14:47,1,x" == row.text
+
+
+def test_utf16_with_bom_is_read(tmp_path):
+    """A UTF-16 file with a byte order mark is decoded as such."""
+    path = write(tmp_path, (HEADER + "ned,26 ноября 2018 14:47,1,x\n").encode("utf-16"))
+
+    (row,) = CsvFileSource(path).rows()
+
+    assert "26 ноября 2018 14:47" == row.timestamp
+
+
+def test_header_order_and_case_are_free(tmp_path):
+    """Columns are found by name, in any order, case and spacing."""
+    path = write(
+        tmp_path,
+        " Project ,HOURS,User,timestamp,note\nx,2,ned,2018-11-26 14:47 UTC,hi\n",
+    )
+    source = CsvFileSource(path)
+
+    (row,) = source.rows()
+
+    assert ("ned", "2018-11-26 14:47 UTC", "2", "x") == (
+        row.user,
+        row.timestamp,
+        row.hours,
+        row.project,
+    )
+    assert ["note"] == source.extra_columns
+
+
+def test_quoted_fields_keep_commas_and_newlines(tmp_path):
+    """Quoted fields may contain commas, quotes and line breaks."""
+    path = write(
+        tmp_path,
+        HEADER
+        + 'ned,2018-11-26 14:47 UTC,1,"a, ""b""\nc"\narya,2018-11-26 14:47 UTC,2,y\n',
+    )
+
+    first, second = CsvFileSource(path).rows()
+
+    assert 'a, "b"\nc' == first.project
+    assert 2 == first.line
+    assert 'ned,2018-11-26 14:47 UTC,1,"a, ""b""\nc"' == first.text
+    assert 4 == second.line
+
+
+def test_ragged_rows_are_marked(tmp_path):
+    """A record with too few or too many fields carries a problem."""
+    path = write(tmp_path, HEADER + "ned,2018-11-26 14:47 UTC,1\nned,x,1,p,extra\n")
+
+    short, long = CsvFileSource(path).rows()
+
+    assert "expected 4 fields, found 3" == short.problem
+    assert "ned,2018-11-26 14:47 UTC,1" == short.text
+    assert "expected 4 fields, found 5" == long.problem
+
+
+def test_empty_trailing_fields_are_accepted(tmp_path):
+    """Empty fields after the last column, as spreadsheets write them, are harmless."""
+    path = write(tmp_path, HEADER + "ned,2018-11-26 14:47 UTC,1,x,,\n")
+
+    (row,) = CsvFileSource(path).rows()
+
+    assert row.problem is None
+    assert "x" == row.project
+
+
+def test_blank_lines_are_skipped(tmp_path):
+    """Blank lines are counted, not read as rows."""
+    path = write(tmp_path, HEADER + "\nned,2018-11-26 14:47 UTC,1,x\n\n")
+    source = CsvFileSource(path)
+
+    rows = list(source.rows())
+
+    assert [3] == [row.line for row in rows]
+    assert 2 == source.blank_lines
+
+
+def test_nul_byte_in_row_is_marked(tmp_path):
+    """A NUL byte inside a data row makes that row malformed, not the file."""
+    path = write(tmp_path, HEADER + "ned,2018-11-26 14:47 UTC,1,x\x00y\n")
+
+    (row,) = CsvFileSource(path).rows()
+
+    assert "contains a NUL byte" == row.problem
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"",
+            "export.csv: file is empty, expected a header line "
+            "user,timestamp,hours,project",
+        ),
+        (
+            b"user,when,hours,project\nned,x,1,y\n",
+            "export.csv: not a check-in CSV: missing column timestamp in header "
+            "'user,when,hours,project'; expected columns user,timestamp,hours,project",
+        ),
+        (
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "export.csv: binary content (NUL bytes), not a CSV text file",
+        ),
+        (
+            b"user,timestamp,hours,project,user\n",
+            "export.csv: column user appears more than once in the header",
+        ),
+        (
+            "user,timestamp,hours,project\nned,26 ноября 2018 14:47,1,x\n".encode(
+                "cp1251"
+            ),
+            "export.csv: line 2 is not valid UTF-8 text (invalid continuation byte); "
+            "pass --encoding with the file's encoding, for example cp1251",
+        ),
+    ],
+)
+def test_unreadable_files_raise(tmp_path, content, message):
+    """A file that is not a check-in CSV raises SourceError naming the problem."""
+    path = write(tmp_path, content)
+
+    with pytest.raises(SourceError) as raised:
+        list(CsvFileSource(path).rows())
+
+    assert message == str(raised.value).replace(str(tmp_path) + "/", "")
+
+
+def test_cp1251_with_encoding_is_read(tmp_path):
+    """A cp1251 file reads correctly when its encoding is given."""
+    content = (HEADER + "ned,26 ноября 2018 14:47,1,x\n").encode("cp1251")
+    path = write(tmp_path, content)
+
+    (row,) = CsvFileSource(path, encoding="cp1251").rows()
+
+    assert "26 ноября 2018 14:47" == row.timestamp
+
+
+def test_missing_file_raises(tmp_path):
+    """A path that does not exist raises SourceError naming it."""
+    source = CsvFileSource(tmp_path / "absent.csv")
+
+    with pytest.raises(SourceError) as raised:
+        source.sha256()
+
+    assert f"{tmp_path}/absent.csv: file not found" == str(raised.value)
+
+
+def test_directory_raises(tmp_path):
+    """A folder given as a file raises SourceError naming it."""
+    with pytest.raises(SourceError) as raised:
+        list(CsvFileSource(tmp_path).rows())
+
+    assert f"{tmp_path}: is a directory, not a CSV file" == str(raised.value)
+
+
+def test_sha256_of_file(tmp_path):
+    """The digest is that of the file's bytes."""
+    path = write(tmp_path, HEADER)
+
+    digest = CsvFileSource(path).sha256()
+
+    # sha256 of the header line alone, as printed by `sha256sum`.
+    assert "6ec09ca4b3792aa6906b1f70cf04039533c54911de8ada98fb1bcd54d390a0ee" == digest

@@ -1,0 +1,188 @@
+import datetime as dt
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from checkins import services
+from checkins.adapters.csv_source import CsvFileSource
+from checkins.adapters.postgres import PostgresCheckinRepository, migrations
+from checkins.domain.queries import CheckinQuery, UnknownUserError
+
+
+CSV = """user,timestamp,hours,project
+ned,2018-11-26 14:47:36.0429 UTC,8.0,bizdev
+ned,11/26/2018 02:47 PM,1.5,hirng
+ned,26 ноября 2018 14:47,1.5,hirng
+ned,2018-11-27 09:00:00 UTC,2.0,bizdev
+arya,2018-11-26 10:00:00 UTC,4.0,learning
+,2018-11-26 10:00:00 UTC,4.0,learning
+arya,2018-11-26 11:00:00 UTC,0,learning
+"""
+
+
+def utc(*parts: int) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=dt.UTC)
+
+
+@pytest.fixture(name="repository")
+def fixture_repository(database_url):
+    repository = PostgresCheckinRepository(database_url)
+    yield repository
+    repository.close()
+
+
+@pytest.fixture(name="export")
+def fixture_export(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(CSV, encoding="utf-8")
+    return path
+
+
+def count(database_url: str, table: str) -> int:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_migrate_applies_each_once(repository):
+    """Migrations apply once and are recorded by name."""
+    first = repository.migrate()
+    second = repository.migrate()
+
+    assert [name for name, _ in migrations()] == first
+    assert [] == second
+
+
+def test_load_stores_rows_and_load(repository, export, database_url):
+    """A load stores its check-ins, its quarantined rows and its record."""
+    report = services.ingest(CsvFileSource(export), repository)
+
+    assert 7 == report.rows_read
+    assert 5 == report.rows_inserted
+    assert 5 == count(database_url, "checkins")
+    assert 2 == count(database_url, "quarantined_rows")
+    with psycopg.connect(database_url) as connection:
+        load = connection.execute(
+            "SELECT source, sha256, rows_read, rows_loaded, rows_quarantined,"
+            " rows_inserted, report->>'rows_read' FROM loads"
+        ).fetchone()
+        quarantined = connection.execute(
+            "SELECT line, raw_text, reason FROM quarantined_rows ORDER BY line"
+        ).fetchall()
+    assert (str(export), CsvFileSource(export).sha256(), 7, 5, 2, 5, "7") == load
+    assert [
+        (7, ",2018-11-26 10:00:00 UTC,4.0,learning", "missing_user"),
+        (8, "arya,2018-11-26 11:00:00 UTC,0,learning", "hours_not_positive"),
+    ] == quarantined
+
+
+def test_second_load_adds_no_rows(repository, export, database_url):
+    """Loading the same file twice records two loads and stores rows once."""
+    services.ingest(CsvFileSource(export), repository)
+
+    report = services.ingest(CsvFileSource(export), repository)
+
+    assert 0 == report.rows_inserted
+    assert 2 == report.load_id
+    assert 5 == count(database_url, "checkins")
+    assert 2 == count(database_url, "loads")
+
+
+def test_failed_load_leaves_database_unchanged(repository, export, database_url):
+    """A load that fails midway stores nothing of itself."""
+    services.ingest(CsvFileSource(export), repository)
+    broken = export.parent / "broken.csv"
+    broken.write_bytes(
+        b"user,timestamp,hours,project\narya,2018-12-01 10:00:00 UTC,1,x\n" + b"\xff\n"
+    )
+
+    with pytest.raises(Exception, match="line 3 is not valid UTF-8"):
+        services.ingest(CsvFileSource(broken), repository)
+
+    assert 5 == count(database_url, "checkins")
+    assert 1 == count(database_url, "loads")
+    assert 2 == count(database_url, "quarantined_rows")
+
+
+def test_list_users_totals(repository, export):
+    """User totals count and sum each user's stored rows."""
+    services.ingest(CsvFileSource(export), repository)
+
+    users = repository.list_users()
+
+    assert ["arya", "ned"] == [u.user for u in users]
+    assert [1, 4] == [u.checkins for u in users]
+    assert [Decimal("4.0"), Decimal("13.0")] == [u.hours for u in users]
+    assert utc(2018, 11, 26, 14, 47, 36, 42900) == users[1].first_checkin_at
+    assert utc(2018, 11, 27, 9) == users[1].last_checkin_at
+
+
+def test_user_checkins_recovered_and_aliased(repository, export):
+    """Stored rows carry recovered stamps, canonical projects and flags."""
+    services.ingest(CsvFileSource(export), repository)
+
+    page = repository.user_checkins(CheckinQuery("ned"))
+
+    assert [
+        (utc(2018, 11, 26, 14, 47, 36, 42900), Decimal("8.0"), "bizdev", ()),
+        (utc(2018, 11, 26, 14, 47, 36, 42900), Decimal("1.5"), "hiring", ()),
+        (
+            utc(2018, 11, 26, 14, 47, 36, 42900),
+            Decimal("1.5"),
+            "hiring",
+            ("repeated_entry",),
+        ),
+        (utc(2018, 11, 27, 9), Decimal("2.0"), "bizdev", ()),
+    ] == [(c.checkin_at, c.hours, c.project, c.flags) for c in page.checkins]
+    assert page.next_position is None
+
+
+def test_user_checkins_pages_without_gaps(repository, export):
+    """Following positions visits every row once, in order."""
+    services.ingest(CsvFileSource(export), repository)
+    seen = []
+    query = CheckinQuery("ned", limit=1)
+
+    while True:
+        page = repository.user_checkins(query)
+        seen.extend(c.id for c in page.checkins)
+        if page.next_position is None:
+            break
+        query = CheckinQuery("ned", limit=1, after=page.next_position)
+
+    assert sorted(seen) == seen
+    assert 4 == len(set(seen))
+
+
+def test_user_checkins_filters(repository, export):
+    """Inclusive day bounds and the project filter select rows."""
+    services.ingest(CsvFileSource(export), repository)
+
+    by_day = repository.user_checkins(
+        CheckinQuery(
+            "ned", first_day=dt.date(2018, 11, 27), last_day=dt.date(2018, 11, 27)
+        )
+    )
+    by_project = repository.user_checkins(CheckinQuery("ned", project="hiring"))
+    before = repository.user_checkins(
+        CheckinQuery("ned", last_day=dt.date(2018, 11, 25))
+    )
+
+    assert [utc(2018, 11, 27, 9)] == [c.checkin_at for c in by_day.checkins]
+    assert 2 == len(by_project.checkins)
+    assert [] == before.checkins
+
+
+def test_user_checkins_unknown_user(repository, export):
+    """A user with no rows raises UnknownUserError."""
+    services.ingest(CsvFileSource(export), repository)
+
+    with pytest.raises(UnknownUserError):
+        repository.user_checkins(CheckinQuery("nobody"))
+
+
+def test_list_users_empty_database(repository):
+    """A migrated empty database lists no users."""
+    repository.migrate()
+
+    assert [] == repository.list_users()
