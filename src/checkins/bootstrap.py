@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 
 from checkins.adapters.postgres import PostgresCheckinRepository
+from checkins.adapters.postgres_queries import PostgresCheckinQueries
 
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,13 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def build_repository(settings: Settings) -> PostgresCheckinRepository:
-    """Build the PostgreSQL repository the settings point at."""
+    """Build the PostgreSQL repository that loads write to."""
     return PostgresCheckinRepository(resolve_database_url(settings))
+
+
+def build_queries(settings: Settings) -> PostgresCheckinQueries:
+    """Build the read-only PostgreSQL queries that the HTTP API serves."""
+    return PostgresCheckinQueries(resolve_database_url(settings))
 
 
 def configure_logging(settings: Settings) -> None:

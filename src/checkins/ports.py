@@ -44,7 +44,7 @@ class LoadWriter(abc.ABC):
 
 
 class CheckinRepository(abc.ABC):
-    """Stored check-ins, quarantined rows and the history of loads."""
+    """Where loads write check-ins, quarantined rows and the history of loads."""
 
     @abc.abstractmethod
     def migrate(self) -> list[str]:
@@ -59,6 +59,10 @@ class CheckinRepository(abc.ABC):
         The load is stored when the block exits normally after `finish`, and
         nothing of it is stored when the block raises.
         """
+
+
+class CheckinQueries(abc.ABC):
+    """Read-only queries over stored check-ins, for the HTTP API."""
 
     @abc.abstractmethod
     def list_users(self) -> list[UserTotals]:

@@ -10,7 +10,7 @@ from checkins.domain.model import RawRow
 from checkins.domain.projects import ProjectAliases
 from checkins.domain.queries import CheckinPage, CheckinQuery, UserTotals
 from checkins.domain.report import LoadReport
-from checkins.ports import CheckinRepository, CheckinSource
+from checkins.ports import CheckinQueries, CheckinRepository, CheckinSource
 
 
 logger = logging.getLogger(__name__)
@@ -73,11 +73,11 @@ def _checked_rows(source: CheckinSource) -> Iterator[RawRow]:
     return itertools.chain([first], rows)
 
 
-def list_users(repository: CheckinRepository) -> list[UserTotals]:
+def list_users(queries: CheckinQueries) -> list[UserTotals]:
     """Return every user's totals, ordered by user name."""
-    return repository.list_users()
+    return queries.list_users()
 
 
-def user_checkins(repository: CheckinRepository, query: CheckinQuery) -> CheckinPage:
+def user_checkins(queries: CheckinQueries, query: CheckinQuery) -> CheckinPage:
     """Return one page of a user's check-ins, or raise UnknownUserError."""
-    return repository.user_checkins(query)
+    return queries.user_checkins(query)

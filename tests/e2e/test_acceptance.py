@@ -16,7 +16,7 @@ from decimal import Decimal
 import falcon.testing
 import pytest
 
-from checkins.adapters.postgres import PostgresCheckinRepository
+from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.entrypoints.http import create_app
 
 
@@ -30,9 +30,9 @@ def fixture_loaded(module_database_url, real_export, run_cli):
 
 @pytest.fixture(name="client", scope="module")
 def fixture_client(loaded):
-    repository = PostgresCheckinRepository(loaded[0])
-    yield falcon.testing.TestClient(create_app(repository))
-    repository.close()
+    queries = PostgresCheckinQueries(loaded[0])
+    yield falcon.testing.TestClient(create_app(queries))
+    queries.close()
 
 
 def expected_totals(path) -> dict[str, tuple[int, Decimal]]:

@@ -7,6 +7,7 @@ from falcon import testing
 
 from checkins.adapters.csv_source import CsvFileSource
 from checkins.adapters.postgres import PostgresCheckinRepository
+from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.entrypoints.http import create_app
 from checkins.services import ingest
 
@@ -61,12 +62,12 @@ PROBLEM_JSON = "application/problem+json"
 def client(tmp_path, database_url):
     path = tmp_path / "checkins.csv"
     path.write_text(CSV, encoding="utf-8")
-    repository = PostgresCheckinRepository(database_url)
+    ingest(CsvFileSource(path), PostgresCheckinRepository(database_url))
+    queries = PostgresCheckinQueries(database_url)
     try:
-        ingest(CsvFileSource(path), repository)
-        yield testing.TestClient(create_app(repository))
+        yield testing.TestClient(create_app(queries))
     finally:
-        repository.close()
+        queries.close()
 
 
 def checkin(row_id, checkin_at, hours, project, user="alice", flags=()):

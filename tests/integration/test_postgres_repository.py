@@ -7,6 +7,7 @@ import pytest
 from checkins import services
 from checkins.adapters.csv_source import CsvFileSource
 from checkins.adapters.postgres import PostgresCheckinRepository, migrations
+from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.domain.queries import CheckinQuery, UnknownUserError
 
 
@@ -27,9 +28,14 @@ def utc(*parts: int) -> dt.datetime:
 
 @pytest.fixture(name="repository")
 def fixture_repository(database_url):
-    repository = PostgresCheckinRepository(database_url)
-    yield repository
-    repository.close()
+    return PostgresCheckinRepository(database_url)
+
+
+@pytest.fixture(name="queries")
+def fixture_queries(database_url):
+    queries = PostgresCheckinQueries(database_url)
+    yield queries
+    queries.close()
 
 
 @pytest.fixture(name="export")
@@ -104,11 +110,11 @@ def test_failed_load_leaves_database_unchanged(repository, export, database_url)
     assert 2 == count(database_url, "quarantined_rows")
 
 
-def test_list_users_totals(repository, export):
+def test_list_users_totals(repository, queries, export):
     """User totals count and sum each user's stored rows."""
     services.ingest(CsvFileSource(export), repository)
 
-    users = repository.list_users()
+    users = queries.list_users()
 
     assert ["arya", "ned"] == [u.user for u in users]
     assert [1, 4] == [u.checkins for u in users]
@@ -117,11 +123,11 @@ def test_list_users_totals(repository, export):
     assert utc(2018, 11, 27, 9) == users[1].last_checkin_at
 
 
-def test_user_checkins_recovered_and_aliased(repository, export):
+def test_user_checkins_recovered_and_aliased(repository, queries, export):
     """Stored rows carry recovered stamps, canonical projects and flags."""
     services.ingest(CsvFileSource(export), repository)
 
-    page = repository.user_checkins(CheckinQuery("ned"))
+    page = queries.user_checkins(CheckinQuery("ned"))
 
     assert [
         (utc(2018, 11, 26, 14, 47, 36, 42900), Decimal("8.0"), "bizdev", ()),
@@ -137,14 +143,14 @@ def test_user_checkins_recovered_and_aliased(repository, export):
     assert page.next_position is None
 
 
-def test_user_checkins_pages_without_gaps(repository, export):
+def test_user_checkins_pages_without_gaps(repository, queries, export):
     """Following positions visits every row once, in order."""
     services.ingest(CsvFileSource(export), repository)
     seen = []
     query = CheckinQuery("ned", limit=1)
 
     while True:
-        page = repository.user_checkins(query)
+        page = queries.user_checkins(query)
         seen.extend(c.id for c in page.checkins)
         if page.next_position is None:
             break
@@ -154,35 +160,33 @@ def test_user_checkins_pages_without_gaps(repository, export):
     assert 4 == len(set(seen))
 
 
-def test_user_checkins_filters(repository, export):
+def test_user_checkins_filters(repository, queries, export):
     """Inclusive day bounds and the project filter select rows."""
     services.ingest(CsvFileSource(export), repository)
 
-    by_day = repository.user_checkins(
+    by_day = queries.user_checkins(
         CheckinQuery(
             "ned", first_day=dt.date(2018, 11, 27), last_day=dt.date(2018, 11, 27)
         )
     )
-    by_project = repository.user_checkins(CheckinQuery("ned", project="hiring"))
-    before = repository.user_checkins(
-        CheckinQuery("ned", last_day=dt.date(2018, 11, 25))
-    )
+    by_project = queries.user_checkins(CheckinQuery("ned", project="hiring"))
+    before = queries.user_checkins(CheckinQuery("ned", last_day=dt.date(2018, 11, 25)))
 
     assert [utc(2018, 11, 27, 9)] == [c.checkin_at for c in by_day.checkins]
     assert 2 == len(by_project.checkins)
     assert [] == before.checkins
 
 
-def test_user_checkins_unknown_user(repository, export):
+def test_user_checkins_unknown_user(repository, queries, export):
     """A user with no rows raises UnknownUserError."""
     services.ingest(CsvFileSource(export), repository)
 
     with pytest.raises(UnknownUserError):
-        repository.user_checkins(CheckinQuery("nobody"))
+        queries.user_checkins(CheckinQuery("nobody"))
 
 
-def test_list_users_empty_database(repository):
+def test_list_users_empty_database(repository, queries):
     """A migrated empty database lists no users."""
     repository.migrate()
 
-    assert [] == repository.list_users()
+    assert [] == queries.list_users()

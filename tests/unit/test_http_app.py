@@ -9,14 +9,14 @@ import pytest
 from falcon import testing
 
 import checkins
-from checkins.adapters.memory import InMemoryCheckinRepository
+from checkins.adapters.memory import InMemoryCheckinQueries, InMemoryCheckinRepository
 from checkins.domain.queries import CheckinPage, CheckinQuery, UserTotals
 from checkins.entrypoints import wsgi
 from checkins.entrypoints.http import create_app, dumps_json, format_utc
 
 
-class BrokenRepository(InMemoryCheckinRepository):
-    """A repository whose reads fail as a lost database connection would."""
+class BrokenQueries(InMemoryCheckinQueries):
+    """Queries that fail as a lost database connection would."""
 
     def list_users(self) -> list[UserTotals]:
         raise ConnectionError("database at 10.0.0.5 is unreachable")
@@ -97,7 +97,7 @@ def test_format_utc_rejects_naive_stamp():
 
 @pytest.mark.parametrize("path", ["/users", "/users/alice/checkins"])
 def test_unexpected_error_is_problem_500(path, caplog):
-    client = testing.TestClient(create_app(BrokenRepository()))
+    client = testing.TestClient(create_app(BrokenQueries(InMemoryCheckinRepository())))
 
     with caplog.at_level(logging.ERROR, logger="checkins.entrypoints.http"):
         result = client.simulate_get(path)
@@ -116,7 +116,7 @@ def test_unexpected_error_is_problem_500(path, caplog):
 
 
 def test_unexpected_error_is_logged_with_traceback(caplog):
-    client = testing.TestClient(create_app(BrokenRepository()))
+    client = testing.TestClient(create_app(BrokenQueries(InMemoryCheckinRepository())))
 
     with caplog.at_level(logging.ERROR, logger="checkins.entrypoints.http"):
         client.simulate_get("/users")
@@ -128,8 +128,8 @@ def test_unexpected_error_is_logged_with_traceback(caplog):
     assert "Traceback (most recent call last)" in caplog.text
 
 
-def test_health_reads_no_repository():
-    client = testing.TestClient(create_app(BrokenRepository()))
+def test_health_reads_no_database():
+    client = testing.TestClient(create_app(BrokenQueries(InMemoryCheckinRepository())))
 
     result = client.simulate_get("/health")
 
@@ -138,7 +138,7 @@ def test_health_reads_no_repository():
 
 
 def test_wsgi_app_uses_bootstrap_settings(monkeypatch):
-    repository = InMemoryCheckinRepository()
+    queries = InMemoryCheckinQueries(InMemoryCheckinRepository())
     calls = []
 
     class Settings:
@@ -147,18 +147,18 @@ def test_wsgi_app_uses_bootstrap_settings(monkeypatch):
             calls.append("from_env")
             return "settings"
 
-    def build_repository(settings):
-        calls.append(("build_repository", settings))
-        return repository
+    def build_queries(settings):
+        calls.append(("build_queries", settings))
+        return queries
 
     bootstrap = types.ModuleType("checkins.bootstrap")
     bootstrap.Settings = Settings
-    bootstrap.build_repository = build_repository
+    bootstrap.build_queries = build_queries
     # Both, because an earlier import of the real module sets the attribute.
     monkeypatch.setitem(sys.modules, "checkins.bootstrap", bootstrap)
     monkeypatch.setattr(checkins, "bootstrap", bootstrap, raising=False)
 
     client = testing.TestClient(wsgi.get_app())
 
-    assert calls == ["from_env", ("build_repository", "settings")]
+    assert calls == ["from_env", ("build_queries", "settings")]
     assert client.simulate_get("/users").json == {"users": []}

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from checkins import services
-from checkins.adapters.memory import InMemoryCheckinRepository
+from checkins.adapters.memory import InMemoryCheckinQueries, InMemoryCheckinRepository
 from checkins.domain.model import RawRow
 from checkins.domain.queries import CheckinQuery, Position, UnknownUserError
 from checkins.ports import CheckinSource, SourceError
@@ -104,7 +104,7 @@ def test_list_users_totals():
     repository = InMemoryCheckinRepository()
     services.ingest(ListSource(LINES), repository, clock=fixed_clock)
 
-    users = services.list_users(repository)
+    users = services.list_users(InMemoryCheckinQueries(repository))
 
     assert ["arya", "ned"] == [u.user for u in users]
     assert [1, 3] == [u.checkins for u in users]
@@ -116,10 +116,12 @@ def test_user_checkins_pages_in_order():
     repository = InMemoryCheckinRepository()
     services.ingest(ListSource(LINES), repository, clock=fixed_clock)
 
-    first = services.user_checkins(repository, CheckinQuery("ned", limit=2))
+    first = services.user_checkins(
+        InMemoryCheckinQueries(repository), CheckinQuery("ned", limit=2)
+    )
     after = first.next_position
     second = services.user_checkins(
-        repository, CheckinQuery("ned", limit=2, after=after)
+        InMemoryCheckinQueries(repository), CheckinQuery("ned", limit=2, after=after)
     )
 
     assert [Decimal("8.0"), Decimal("1.5")] == [c.hours for c in first.checkins]
@@ -139,7 +141,7 @@ def test_user_checkins_filters_days_and_project():
         project="bizdev",
     )
 
-    page = services.user_checkins(repository, query)
+    page = services.user_checkins(InMemoryCheckinQueries(repository), query)
 
     assert [dt.datetime(2018, 11, 27, 9, tzinfo=dt.UTC)] == [
         c.checkin_at for c in page.checkins
@@ -152,4 +154,6 @@ def test_user_checkins_unknown_user():
     services.ingest(ListSource(LINES), repository, clock=fixed_clock)
 
     with pytest.raises(UnknownUserError, match="user 'nobody' not found"):
-        services.user_checkins(repository, CheckinQuery("nobody"))
+        services.user_checkins(
+            InMemoryCheckinQueries(repository), CheckinQuery("nobody")
+        )

@@ -1,4 +1,4 @@
-"""An in-memory repository with the same behaviour as the PostgreSQL one."""
+"""An in-memory repository and queries with the same behaviour as PostgreSQL's."""
 
 import contextlib
 import datetime as dt
@@ -16,7 +16,7 @@ from checkins.domain.queries import (
     UserTotals,
 )
 from checkins.domain.report import LoadReport
-from checkins.ports import CheckinRepository, LoadWriter
+from checkins.ports import CheckinQueries, CheckinRepository, LoadWriter
 
 
 @attrs.frozen
@@ -55,50 +55,6 @@ class InMemoryCheckinRepository(CheckinRepository):
         if not writer.finished:
             raise RuntimeError("a load block ended without calling finish()")
         writer.commit()
-
-    def list_users(self) -> list[UserTotals]:
-        by_user: dict[str, list[StoredCheckin]] = {}
-        for checkin, _, _ in self.checkins:
-            by_user.setdefault(checkin.user, []).append(checkin)
-        return [
-            UserTotals(
-                user=user,
-                checkins=len(rows),
-                hours=sum((row.hours for row in rows), start=rows[0].hours * 0),
-                first_checkin_at=min(row.checkin_at for row in rows),
-                last_checkin_at=max(row.checkin_at for row in rows),
-            )
-            for user, rows in sorted(by_user.items())
-        ]
-
-    def user_checkins(self, query: CheckinQuery) -> CheckinPage:
-        rows = [c for c, _, _ in self.checkins if c.user == query.user]
-        if not rows:
-            raise UnknownUserError(query.user)
-        rows = sorted(
-            (row for row in rows if _matches(row, query)),
-            key=lambda row: (row.checkin_at, row.id),
-        )
-        page = rows[: query.limit]
-        more = len(rows) > query.limit
-        last = page[-1] if page and more else None
-        return CheckinPage(
-            checkins=page,
-            next_position=Position(last.checkin_at, last.id) if last else None,
-        )
-
-
-def _matches(row: StoredCheckin, query: CheckinQuery) -> bool:
-    day = row.checkin_at.date()
-    if query.first_day and day < query.first_day:
-        return False
-    if query.last_day and day > query.last_day:
-        return False
-    if query.project and row.project != query.project:
-        return False
-    if query.after is None:
-        return True
-    return (row.checkin_at, row.id) > (query.after.checkin_at, query.after.id)
 
 
 class _InMemoryLoadWriter(LoadWriter):
@@ -164,3 +120,54 @@ class _InMemoryLoadWriter(LoadWriter):
             if isinstance(outcome, Quarantined)
         )
         repository.loads.append(load)
+
+
+class InMemoryCheckinQueries(CheckinQueries):
+    """Queries over an in-memory repository's rows."""
+
+    def __init__(self, repository: InMemoryCheckinRepository) -> None:
+        self.repository = repository
+
+    def list_users(self) -> list[UserTotals]:
+        by_user: dict[str, list[StoredCheckin]] = {}
+        for checkin, _, _ in self.repository.checkins:
+            by_user.setdefault(checkin.user, []).append(checkin)
+        return [
+            UserTotals(
+                user=user,
+                checkins=len(rows),
+                hours=sum((row.hours for row in rows), start=rows[0].hours * 0),
+                first_checkin_at=min(row.checkin_at for row in rows),
+                last_checkin_at=max(row.checkin_at for row in rows),
+            )
+            for user, rows in sorted(by_user.items())
+        ]
+
+    def user_checkins(self, query: CheckinQuery) -> CheckinPage:
+        rows = [c for c, _, _ in self.repository.checkins if c.user == query.user]
+        if not rows:
+            raise UnknownUserError(query.user)
+        rows = sorted(
+            (row for row in rows if _matches(row, query)),
+            key=lambda row: (row.checkin_at, row.id),
+        )
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        last = page[-1] if page and more else None
+        return CheckinPage(
+            checkins=page,
+            next_position=Position(last.checkin_at, last.id) if last else None,
+        )
+
+
+def _matches(row: StoredCheckin, query: CheckinQuery) -> bool:
+    day = row.checkin_at.date()
+    if query.first_day and day < query.first_day:
+        return False
+    if query.last_day and day > query.last_day:
+        return False
+    if query.project and row.project != query.project:
+        return False
+    if query.after is None:
+        return True
+    return (row.checkin_at, row.id) > (query.after.checkin_at, query.after.id)

@@ -94,10 +94,7 @@ def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     # server starts or any table is created.
     services.check_source(source)
     repository = bootstrap.build_repository(settings)
-    try:
-        report = services.ingest(source, repository)
-    finally:
-        repository.close()
+    report = services.ingest(source, repository)
     if arguments.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

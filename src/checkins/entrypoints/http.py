@@ -28,7 +28,7 @@ from checkins.entrypoints.http_params import (
     parse_checkin_query,
     show,
 )
-from checkins.ports import CheckinRepository
+from checkins.ports import CheckinQueries
 
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ MEDIA_PROBLEM_JSON = "application/problem+json"
 _ROUTES = "/health, /users and /users/{user}/checkins"
 
 
-def create_app(repository: CheckinRepository) -> falcon.App:
-    """Build the WSGI app that serves the check-ins stored in `repository`."""
+def create_app(queries: CheckinQueries) -> falcon.App:
+    """Build the WSGI app that serves the check-ins that `queries` read."""
     app = falcon.App(media_type=falcon.MEDIA_JSON)
 
     json_handler = falcon.media.JSONHandler(dumps=dumps_json, loads=json.loads)
@@ -48,8 +48,8 @@ def create_app(repository: CheckinRepository) -> falcon.App:
     )
 
     app.add_route("/health", Health())
-    app.add_route("/users", Users(repository))
-    app.add_route("/users/{user}/checkins", UserCheckins(repository))
+    app.add_route("/users", Users(queries))
+    app.add_route("/users/{user}/checkins", UserCheckins(queries))
 
     app.add_error_handler(Exception, _handle_unexpected_error)
     app.add_error_handler(UnknownUserError, _handle_unknown_user)
@@ -59,7 +59,7 @@ def create_app(repository: CheckinRepository) -> falcon.App:
 
 
 class Health:
-    """Liveness check, which reads nothing from the repository."""
+    """Liveness check, which reads nothing from the database."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Respond that the app is running."""
@@ -69,20 +69,20 @@ class Health:
 class Users:
     """Every user with stored check-ins, with their totals."""
 
-    def __init__(self, repository: CheckinRepository) -> None:
-        self._repository = repository
+    def __init__(self, queries: CheckinQueries) -> None:
+        self._queries = queries
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Respond with every user's totals, ordered by user name."""
-        totals = services.list_users(self._repository)
+        totals = services.list_users(self._queries)
         resp.media = {"users": [_user_totals_document(t) for t in totals]}
 
 
 class UserCheckins:
     """One user's check-ins, a page at a time, ordered by stamp and then id."""
 
-    def __init__(self, repository: CheckinRepository) -> None:
-        self._repository = repository
+    def __init__(self, queries: CheckinQueries) -> None:
+        self._queries = queries
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user: str) -> None:
         """Respond with the page of check-ins that the query parameters select."""
@@ -90,7 +90,7 @@ class UserCheckins:
         # PostgreSQL text cannot contain NUL, so no stored user name has one.
         if "\x00" in query.user:
             raise UnknownUserError(query.user)
-        page = services.user_checkins(self._repository, query)
+        page = services.user_checkins(self._queries, query)
         next_position = page.next_position
         resp.media = {
             "user": query.user,

@@ -4,14 +4,14 @@ import logging
 
 import gunicorn.app.base
 
-from checkins.adapters.postgres import PostgresCheckinRepository
+from checkins.adapters.postgres_queries import PostgresCheckinQueries
 
 
 logger = logging.getLogger(__name__)
 
 
 class _CheckinsApplication(gunicorn.app.base.BaseApplication):
-    """A gunicorn application whose workers each build their own repository."""
+    """A gunicorn application whose workers each open their own connection pool."""
 
     def __init__(self, database_url: str, options: dict[str, object]) -> None:
         self.database_url = database_url
@@ -25,7 +25,7 @@ class _CheckinsApplication(gunicorn.app.base.BaseApplication):
     def load(self):
         from checkins.entrypoints.http import create_app
 
-        return create_app(PostgresCheckinRepository(self.database_url))
+        return create_app(PostgresCheckinQueries(self.database_url))
 
 
 def run_gunicorn(database_url: str, *, host: str, port: int, workers: int) -> int:

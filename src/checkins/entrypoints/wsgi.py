@@ -9,9 +9,9 @@ __all__ = ["get_app"]
 
 
 def get_app() -> falcon.App:
-    """Build the app on the repository that the environment's settings name."""
+    """Build the app on the database that the environment's settings name."""
     # Imported here so that importing this module reads no settings and needs
     # no database driver.
     from checkins import bootstrap
 
-    return create_app(bootstrap.build_repository(bootstrap.Settings.from_env()))
+    return create_app(bootstrap.build_queries(bootstrap.Settings.from_env()))

@@ -30,10 +30,14 @@ CREATE TABLE checkins (
     stamp_format text NOT NULL,
     minute_precision boolean NOT NULL DEFAULT false,
     source_line integer NOT NULL,
-    load_id bigint NOT NULL REFERENCES loads (id)
+    load_id bigint NOT NULL REFERENCES loads (id),
+    -- Set when a snapshot load no longer contains the row. Retired rows are
+    -- kept for audit, and every query of the API skips them.
+    retired_by bigint REFERENCES loads (id)
 );
 
-CREATE INDEX checkins_user_time ON checkins (user_name, checkin_at, id);
+CREATE INDEX checkins_user_time ON checkins (user_name, checkin_at, id)
+    WHERE retired_by IS NULL;
 
 CREATE TABLE quarantined_rows (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -46,7 +50,8 @@ CREATE TABLE quarantined_rows (
 
 CREATE INDEX quarantined_rows_load ON quarantined_rows (load_id, line);
 
--- Kept up to date by every load, so that listing users reads one small table.
+-- Current rows only, kept up to date by every load, so that listing users
+-- reads one small table.
 CREATE TABLE user_totals (
     user_name text PRIMARY KEY,
     checkins bigint NOT NULL,
