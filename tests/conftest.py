@@ -40,6 +40,13 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def other_database_url(postgres_server_url: str) -> Iterator[str]:
+    """Yield the URL of a second empty database for one test."""
+    with create_database(postgres_server_url) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def module_database_url(postgres_server_url: str) -> Iterator[str]:
     """Yield the URL of an empty database shared by the tests of one module."""

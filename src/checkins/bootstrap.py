@@ -2,8 +2,9 @@
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 
@@ -12,6 +13,8 @@ from checkins.adapters.postgres_queries import PostgresCheckinQueries
 
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T", int, float)
 
 DEFAULT_DATA_DIR = Path(".checkins") / "postgres"
 
@@ -27,6 +30,19 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: str = "INFO"
+    # HTTP API: default time zone of summaries, an IANA name.
+    time_zone: str = "UTC"
+    # HTTP API: files and lists of SHA-256 hex digests of accepted bearer
+    # tokens. With neither set, the API needs no token.
+    api_tokens_file: Path | None = None
+    api_token_hashes: str | None = None
+    # HTTP API: whether responses carry ETags and answer If-None-Match.
+    etags: bool = True
+    # HTTP API: connections per worker process, the seconds a request waits
+    # for one, and the milliseconds after which PostgreSQL cancels a query.
+    pool_size: int = 4
+    pool_timeout: float = 2.0
+    statement_timeout_ms: int = 5000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -36,7 +52,47 @@ class Settings:
             database_url=environ.get("CHECKINS_DATABASE_URL") or None,
             data_dir=Path(environ.get("CHECKINS_DATA_DIR") or DEFAULT_DATA_DIR),
             log_level=(environ.get("CHECKINS_LOG_LEVEL") or "INFO").upper(),
+            time_zone=environ.get("CHECKINS_TIMEZONE") or "UTC",
+            api_tokens_file=_optional_path(environ.get("CHECKINS_API_TOKENS_FILE")),
+            api_token_hashes=environ.get("CHECKINS_API_TOKEN_HASHES") or None,
+            etags=_flag(environ, "CHECKINS_ETAGS", default=True),
+            pool_size=_number(environ, "CHECKINS_POOL_SIZE", int, 4),
+            pool_timeout=_number(environ, "CHECKINS_POOL_TIMEOUT", float, 2.0),
+            statement_timeout_ms=_number(
+                environ, "CHECKINS_STATEMENT_TIMEOUT_MS", int, 5000
+            ),
         )
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    text = (environ.get(name) or "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "on", "true", "yes"):
+        return True
+    if text in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(f"invalid {name}={text!r}: expected on or off")
+
+
+def _number(
+    environ: Mapping[str, str], name: str, kind: Callable[[str], T], default: T
+) -> T:
+    text = (environ.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        expected = "integer" if kind is int else "number"
+        raise ValueError(f"invalid {name}={text!r}: expected a positive {expected}")
+    return value
 
 
 # Embedded servers started by this process, kept referenced so that they stay
@@ -65,7 +121,12 @@ def build_repository(settings: Settings) -> PostgresCheckinRepository:
 
 def build_queries(settings: Settings) -> PostgresCheckinQueries:
     """Build the read-only PostgreSQL queries that the HTTP API serves."""
-    return PostgresCheckinQueries(resolve_database_url(settings))
+    return PostgresCheckinQueries(
+        resolve_database_url(settings),
+        pool_size=settings.pool_size,
+        timeout=settings.pool_timeout,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
 
 
 def configure_logging(settings: Settings) -> None:

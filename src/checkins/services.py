@@ -5,10 +5,21 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 
-from checkins.domain.cleaning import clean
-from checkins.domain.model import RawRow
+import attrs
+
+from checkins.domain.cleaning import Cleaning, Record, to_checkin
+from checkins.domain.model import CheckIn, Quarantined, RawRow
 from checkins.domain.projects import ProjectAliases
-from checkins.domain.queries import CheckinPage, CheckinQuery, UserTotals
+from checkins.domain.queries import (
+    CheckinPage,
+    CheckinQuery,
+    ProjectTotals,
+    RenderedPage,
+    StoredCheckin,
+    SummaryGroup,
+    SummaryQuery,
+    UserTotals,
+)
 from checkins.domain.report import LoadReport
 from checkins.ports import CheckinQueries, CheckinRepository, CheckinSource
 
@@ -16,6 +27,11 @@ from checkins.ports import CheckinQueries, CheckinRepository, CheckinSource
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+
+LOAD_MODES = ("append", "snapshot")
+
+# Check-ins are handed to the repository in batches of about this many rows.
+_BATCH_ROWS = 50_000
 
 
 def utc_now() -> dt.datetime:
@@ -29,30 +45,84 @@ def ingest(
     *,
     aliases: ProjectAliases | None = None,
     clock: Clock = utc_now,
+    mode: str = "append",
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> LoadReport:
     """Clean every row of `source` and store the outcome as one load.
 
     The source's header is checked before the repository is touched, and the
     load runs in one transaction, so nothing is stored when any step raises.
+    In "snapshot" mode the current rows inside the window that the file does
+    not contain are retired. `progress` is called with the rows read so far.
     """
-    report = LoadReport(source=source.name, sha256=source.sha256())
+    if mode not in LOAD_MODES:
+        raise ValueError(f"invalid load mode {mode!r}: expected append or snapshot")
+    report = LoadReport(source=source.name, sha256=source.sha256(), mode=mode)
     rows = _checked_rows(source)
-    logger.info("loading %s (sha256 %s)", source.name, report.sha256)
-    with repository.load(source.name, report.sha256, clock()) as writer:
-        for outcome in clean(rows, aliases):
-            report.count(outcome)
-            writer.add(outcome)
-        report.load_id, report.rows_inserted = writer.finish(report, clock())
+    logger.info("loading %s (sha256 %s, %s)", source.name, report.sha256, mode)
+    cleaning = Cleaning(aliases, progress)
+    with repository.load(
+        source.name, report.sha256, clock(), mode=mode, window=window
+    ) as writer:
+        quarantined = list(cleaning.read(rows))
+        for row in quarantined:
+            report.count(row)
+        writer.add_quarantined(quarantined)
+        _describe_source(source, report)
+
+        batch: list[Record] = []
+        for records in cleaning.people():
+            report.count_records(records)
+            batch.extend(records)
+            if len(batch) >= _BATCH_ROWS:
+                writer.add_records(batch)
+                batch = []
+        writer.add_records(batch)
+        writer.finish(report, clock())
     logger.info(
-        "loaded %s as load %s: %d read, %d loaded, %d new, %d quarantined",
+        "loaded %s as load %s: %d read, %d loaded, %d new, %d quarantined, %d retired",
         source.name,
         report.load_id,
         report.rows_read,
         report.rows_loaded,
         report.rows_inserted,
         report.rows_quarantined,
+        report.rows_retired,
     )
     return report
+
+
+def clean_source(
+    source: CheckinSource,
+    write_checkin: Callable[[CheckIn], None],
+    write_rejected: Callable[[Quarantined], None],
+    *,
+    aliases: ProjectAliases | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoadReport:
+    """Clean every row of `source` without a database, passing each outcome on.
+
+    The counts equal those of a load of the same file, except the stored
+    ones, which need a database.
+    """
+    report = LoadReport(source=source.name, sha256=source.sha256())
+    rows = _checked_rows(source)
+    cleaning = Cleaning(aliases, progress)
+    for row in cleaning.read(rows):
+        report.count(row)
+        write_rejected(row)
+    _describe_source(source, report)
+    for records in cleaning.people():
+        report.count_records(records)
+        for record in records:
+            write_checkin(to_checkin(record))
+    return report
+
+
+def _describe_source(source: CheckinSource, report: LoadReport) -> None:
+    report.blank_lines = source.blank_lines
+    report.extra_columns = list(source.extra_columns)
 
 
 def check_source(source: CheckinSource) -> None:
@@ -81,3 +151,45 @@ def list_users(queries: CheckinQueries) -> list[UserTotals]:
 def user_checkins(queries: CheckinQueries, query: CheckinQuery) -> CheckinPage:
     """Return one page of a user's check-ins, or raise UnknownUserError."""
     return queries.user_checkins(query)
+
+
+def render_user_checkins(queries: CheckinQueries, query: CheckinQuery) -> RenderedPage:
+    """Return one page of a user's check-ins as JSON, or raise UnknownUserError."""
+    return queries.render_user_checkins(query)
+
+
+def summarize(queries: CheckinQueries, query: SummaryQuery) -> list[SummaryGroup]:
+    """Return a user's check-ins and hours per group, or raise UnknownUserError."""
+    return queries.summarize(query)
+
+
+def list_projects(queries: CheckinQueries) -> list[ProjectTotals]:
+    """Return every project's totals, ordered by project name."""
+    return queries.list_projects()
+
+
+def export_checkins(
+    queries: CheckinQueries, query: CheckinQuery, *, page_size: int = 1000
+) -> Iterator[list[StoredCheckin]]:
+    """Return every check-in that `query` selects after its position, in pages.
+
+    The query's limit is replaced by `page_size`. The first page is read before
+    this returns, so an unknown user raises UnknownUserError here. Each later
+    page is read when the iterator reaches it, so no connection or transaction
+    stays open between pages.
+    """
+    query = attrs.evolve(query, limit=page_size)
+    page = queries.user_checkins(query)
+    return _export_pages(queries, query, page)
+
+
+def _export_pages(
+    queries: CheckinQueries, query: CheckinQuery, page: CheckinPage
+) -> Iterator[list[StoredCheckin]]:
+    while True:
+        if page.checkins:
+            yield page.checkins
+        if page.next_position is None:
+            return
+        query = attrs.evolve(query, after=page.next_position)
+        page = queries.user_checkins(query)

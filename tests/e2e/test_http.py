@@ -57,6 +57,11 @@ HOSTILE_VALUES = [
 
 PROBLEM_JSON = "application/problem+json"
 
+ROUTES = (
+    "/health, /ready, /metrics, /openapi.json, /projects, /users, "
+    "/users/{user}/checkins and /users/{user}/summary"
+)
+
 
 @pytest.fixture
 def client(tmp_path, database_url):
@@ -485,8 +490,7 @@ def test_unknown_route_is_problem_404(client, path):
         result,
         404,
         "Not Found",
-        f"no resource at path {path!r}; "
-        "the resources are /health, /users and /users/{user}/checkins",
+        f"no resource at path {path!r}; the resources are {ROUTES}",
     )
 
 
@@ -527,7 +531,7 @@ def test_slash_in_user_is_problem_404(client, value):
         404,
         "Not Found",
         f"no resource at path {urllib.parse.unquote(path)!r}; "
-        "the resources are /health, /users and /users/{user}/checkins",
+        f"the resources are {ROUTES}",
     )
 
 

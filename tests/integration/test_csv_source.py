@@ -213,3 +213,53 @@ def test_sha256_of_file(tmp_path):
 
     # sha256 of the header line alone, as printed by `sha256sum`.
     assert "6ec09ca4b3792aa6906b1f70cf04039533c54911de8ada98fb1bcd54d390a0ee" == digest
+
+
+def test_space_after_closing_quote_is_dropped(tmp_path):
+    """Spaces between a closing quote and the next comma are not an error."""
+    path = write(tmp_path, HEADER + 'ned, "2018-11-26 14:47 UTC" ,1,x\n')
+
+    (row,) = CsvFileSource(path).rows()
+
+    assert row.problem is None
+    assert "2018-11-26 14:47 UTC" == row.timestamp
+
+
+def test_quote_after_closing_quote_is_marked(tmp_path):
+    """A second quoted text after a closing quote makes the record malformed."""
+    path = write(tmp_path, HEADER + 'ned,2018-11-26 14:47 UTC,1,"biz" "dev"\n')
+
+    (row,) = CsvFileSource(path).rows()
+
+    assert (
+        "text follows the closing quote of a quoted field; a quote inside a "
+        'quoted field is written as two quotes ("")'
+    ) == row.problem
+    assert 'ned,2018-11-26 14:47 UTC,1,"biz" "dev"' == row.text
+
+
+def test_repeated_extra_column_is_allowed(tmp_path):
+    """Only required columns must be unique, and extra ones are all listed."""
+    path = write(
+        tmp_path,
+        "user,timestamp,hours,project,note,note\nned,2018-11-26 14:47 UTC,1,x,a,b\n",
+    )
+    source = CsvFileSource(path)
+
+    (row,) = source.rows()
+
+    assert "x" == row.project
+    assert ["note", "note"] == source.extra_columns
+
+
+def test_long_header_field_raises(tmp_path):
+    """A header field past the CSV field size limit fails the file."""
+    path = write(tmp_path, HEADER.rstrip("\n") + "," + "n" * 200_000 + "\n")
+
+    with pytest.raises(SourceError) as raised:
+        list(CsvFileSource(path).rows())
+
+    assert (
+        f"{path}: invalid CSV header: field 5 is 200,000 characters long, over "
+        "the CSV field size limit of 131,072"
+    ) == str(raised.value)

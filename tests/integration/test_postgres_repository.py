@@ -190,3 +190,39 @@ def test_list_users_empty_database(repository, queries):
     repository.migrate()
 
     assert [] == queries.list_users()
+
+
+def test_nul_in_rejected_row_is_stored(repository, tmp_path, database_url):
+    """A quarantined row's NUL byte is stored as the text \\x00."""
+    path = tmp_path / "nul.csv"
+    path.write_bytes(
+        b"user,timestamp,hours,project\n"
+        b"ned,2018-11-26 14:47:36 UTC,8,biz\x00dev\n"
+        b"arya,2018-11-26 14:48:00 UTC,2,hiring\n"
+    )
+
+    report = services.ingest(CsvFileSource(path), repository)
+
+    assert 1 == report.rows_quarantined
+    with psycopg.connect(database_url) as connection:
+        stored = connection.execute(
+            "SELECT line, raw_text, reason FROM quarantined_rows"
+        ).fetchall()
+    assert [
+        (2, "ned,2018-11-26 14:47:36 UTC,8,biz\\x00dev", "malformed_record")
+    ] == stored
+
+
+def test_names_with_backslashes_round_trip(repository, queries, tmp_path):
+    """Backslashes, which COPY's text format escapes, survive in names."""
+    path = tmp_path / "escapes.csv"
+    path.write_text(
+        'user,timestamp,hours,project\na\\\\b,2018-11-26 14:47:36 UTC,8,"x\\ty"\n',
+        encoding="utf-8",
+    )
+
+    services.ingest(CsvFileSource(path), repository)
+
+    (checkin,) = queries.user_checkins(CheckinQuery("a\\\\b")).checkins
+    assert "a\\\\b" == checkin.user
+    assert "x\\ty" == checkin.project

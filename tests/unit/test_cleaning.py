@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from checkins.domain.cleaning import clean, clean_row, row_key
+from checkins.domain.cleaning import Cleaning, clean
 from checkins.domain.model import (
     CheckIn,
     Fix,
@@ -33,6 +33,12 @@ def raw(
 
 def utc(*parts: int) -> dt.datetime:
     return dt.datetime(*parts, tzinfo=dt.UTC)
+
+
+def clean_row(row, aliases):
+    """Clean one row on its own and return its outcome."""
+    (outcome,) = clean([row], aliases)
+    return outcome
 
 
 def test_clean_row_accepts_valid_row():
@@ -95,11 +101,50 @@ def test_clean_row_reads_decimal_comma():
             "MM/DD/YYYY hh:mm AM, or '26 ноября 2018 14:47')",
         ),
         (raw(2, hours=""), Reason.MISSING_HOURS, "hours is empty"),
-        (raw(2, hours="eight"), Reason.INVALID_HOURS, "hours 'eight' is not a number"),
+        (
+            raw(2, hours="eight"),
+            Reason.INVALID_HOURS,
+            "hours 'eight' is not a number such as 7.5",
+        ),
+        (
+            raw(2, hours="1e1"),
+            Reason.INVALID_HOURS,
+            "hours '1e1' is not a number such as 7.5",
+        ),
+        (
+            raw(2, hours="1_0"),
+            Reason.INVALID_HOURS,
+            "hours '1_0' is not a number such as 7.5",
+        ),
+        (
+            raw(2, hours="."),
+            Reason.INVALID_HOURS,
+            "hours '.' is not a number such as 7.5",
+        ),
+        (
+            raw(2, hours="0." + "0" * 20 + "1"),
+            Reason.INVALID_HOURS,
+            "hours '0.000000000000000000001' has more than 20 decimal places",
+        ),
+        (
+            raw(2, user="a\x00b"),
+            Reason.INVALID_USER,
+            "user 'a\\x00b' contains the control character U+0000",
+        ),
+        (
+            raw(2, project="x\x07"),
+            Reason.INVALID_PROJECT,
+            "project 'x\\x07' contains the control character U+0007",
+        ),
+        (
+            raw(2, user="u" * 201),
+            Reason.INVALID_USER,
+            "user is 201 characters long, over 200",
+        ),
         (
             raw(2, hours="NaN"),
             Reason.INVALID_HOURS,
-            "hours 'NaN' is not a finite number",
+            "hours 'NaN' is not a number such as 7.5",
         ),
         (raw(2, hours="0.0"), Reason.HOURS_NOT_POSITIVE, "hours '0.0' is not above 0"),
         (raw(2, hours="-1"), Reason.HOURS_NOT_POSITIVE, "hours '-1' is not above 0"),
@@ -213,7 +258,7 @@ def test_clean_flags_repeated_entries():
     assert frozenset() == first.flags
     assert {Flag.REPEATED_ENTRY} == second.flags
     assert frozenset() == other.flags
-    assert first.row_key != second.row_key
+    assert first.key != second.key
 
 
 def test_clean_flags_day_over_24_hours():
@@ -232,13 +277,20 @@ def test_clean_flags_day_over_24_hours():
     ]
 
 
-def test_row_key_ignores_hours_notation():
+def test_key_ignores_hours_notation():
     """8, 8.0 and 8.00 hours give the same identity."""
     first = clean_row(raw(2, hours="8"), ALIASES)
     second = clean_row(raw(3, hours="8.00"), ALIASES)
 
-    assert row_key(first, 0) == row_key(second, 0)
-    assert row_key(first, 0) != row_key(first, 1)
+    assert first.key == second.key
+
+
+def test_key_numbers_identical_rows():
+    """Identical rows get occurrences 0, 1, 2 and so distinct identities."""
+    outcomes = list(clean([raw(2), raw(3), raw(4)], ALIASES))
+
+    assert [0, 1, 2] == [o.occurrence for o in outcomes]
+    assert 3 == len({o.key for o in outcomes})
 
 
 def test_clean_uses_shipped_aliases_by_default():
@@ -246,3 +298,73 @@ def test_clean_uses_shipped_aliases_by_default():
     (outcome,) = clean([raw(2, project="opsandamin")])
 
     assert "opsandadmin" == outcome.project
+
+
+def test_clean_flags_isolated_batch():
+    """A small run of days far from the rest of a person's activity is flagged."""
+    rows = [
+        raw(line, timestamp=f"2018-{month:02d}-10 09:00:00 UTC", hours="1")
+        for line, month in enumerate(range(1, 13), start=2)
+    ] * 3
+    rows = [row._replace(line=index) for index, row in enumerate(rows, start=2)]
+    rows.append(raw(100, timestamp="2010-10-04 09:00:00 UTC", hours="1"))
+
+    outcomes = list(clean(rows, ALIASES))
+
+    flagged = [o.line for o in outcomes if Flag.ISOLATED_TIMESTAMP in o.flags]
+    assert [100] == flagged
+
+
+def test_clean_keeps_large_separate_runs():
+    """Two long stretches of work with a gap between them are both normal."""
+    rows = [
+        raw(line, timestamp=f"{year}-03-{day:02d} 09:00:00 UTC", hours="1")
+        for line, (year, day) in enumerate(
+            [(2017, day) for day in range(1, 21)]
+            + [(2018, day) for day in range(1, 21)],
+            start=2,
+        )
+    ]
+
+    outcomes = list(clean(rows, ALIASES))
+
+    assert all(Flag.ISOLATED_TIMESTAMP not in o.flags for o in outcomes)
+
+
+def test_clean_single_run_never_isolated():
+    """A person whose activity is one run has no isolated rows."""
+    rows = [raw(2, timestamp="2010-10-04 09:00:00 UTC")]
+
+    (outcome,) = clean(rows, ALIASES)
+
+    assert frozenset() == outcome.flags
+
+
+class SmallCleaning(Cleaning):
+    """Checks the memory limit every two rows, so that small tests spill."""
+
+    PROGRESS_EVERY = 2
+
+
+def test_spilled_cleaning_equals_in_memory():
+    """Rows spilled to temporary files give the same records as in memory."""
+    rows = [
+        raw(2, timestamp="2018-11-26 14:47:36.0429 UTC", project="a"),
+        raw(3, timestamp="11/26/2018 02:47 PM", project="b"),
+        raw(4, user="arya", hours="3"),
+        raw(5, user=""),
+        raw(6, user="bran", timestamp="2018-11-27 10:00:00 UTC"),
+        raw(7, timestamp="2018-11-26 14:47:36.0429 UTC", project="a"),
+        raw(8, user="arya", hours="22"),
+    ]
+
+    def records(cleaning):
+        quarantined = list(cleaning.read(rows))
+        stored = sorted(r for person in cleaning.people() for r in person)
+        return quarantined, stored
+
+    in_memory = records(Cleaning(ALIASES))
+    spilled = records(SmallCleaning(ALIASES, max_rows_in_memory=1))
+
+    assert in_memory == spilled
+    assert 6 == len(spilled[1])

@@ -1,18 +1,25 @@
 import datetime as dt
 import json
 import logging
-import sys
-import types
 from decimal import Decimal
 
 import pytest
 from falcon import testing
 
-import checkins
+from checkins import bootstrap
 from checkins.adapters.memory import InMemoryCheckinQueries, InMemoryCheckinRepository
 from checkins.domain.queries import CheckinPage, CheckinQuery, UserTotals
 from checkins.entrypoints import wsgi
-from checkins.entrypoints.http import create_app, dumps_json, format_utc
+from checkins.entrypoints.http import (
+    create_app,
+    dumps_fast_json,
+    dumps_json,
+    format_utc,
+)
+from checkins.entrypoints.http_middleware import hash_token
+
+
+PLUS_EIGHT = dt.timezone(dt.timedelta(hours=8))
 
 
 class BrokenQueries(InMemoryCheckinQueries):
@@ -137,28 +144,52 @@ def test_health_reads_no_database():
     assert result.json == {"status": "ok"}
 
 
-def test_wsgi_app_uses_bootstrap_settings(monkeypatch):
-    queries = InMemoryCheckinQueries(InMemoryCheckinRepository())
-    calls = []
-
-    class Settings:
-        @classmethod
-        def from_env(cls):
-            calls.append("from_env")
-            return "settings"
+def test_wsgi_app_uses_environment_settings(monkeypatch):
+    repository = InMemoryCheckinRepository()
+    queries = InMemoryCheckinQueries(repository)
+    built = []
 
     def build_queries(settings):
-        calls.append(("build_queries", settings))
+        built.append(settings)
         return queries
 
-    bootstrap = types.ModuleType("checkins.bootstrap")
-    bootstrap.Settings = Settings
-    bootstrap.build_queries = build_queries
-    # Both, because an earlier import of the real module sets the attribute.
-    monkeypatch.setitem(sys.modules, "checkins.bootstrap", bootstrap)
-    monkeypatch.setattr(checkins, "bootstrap", bootstrap, raising=False)
+    monkeypatch.setattr(bootstrap, "build_queries", build_queries)
+    monkeypatch.setenv("CHECKINS_DATABASE_URL", "postgresql://db.invalid/checkins")
+    monkeypatch.setenv("CHECKINS_TIMEZONE", "Asia/Manila")
+    monkeypatch.setenv("CHECKINS_API_TOKEN_HASHES", hash_token("secret-token"))
+    monkeypatch.setenv("CHECKINS_ETAGS", "off")
 
     client = testing.TestClient(wsgi.get_app())
+    denied = client.simulate_get("/users")
+    allowed = client.simulate_get(
+        "/users", headers={"Authorization": "Bearer secret-token"}
+    )
 
-    assert calls == ["from_env", ("build_queries", "settings")]
-    assert client.simulate_get("/users").json == {"users": []}
+    assert [settings.database_url for settings in built] == [
+        "postgresql://db.invalid/checkins"
+    ]
+    assert built[0].time_zone == "Asia/Manila"
+    assert denied.status_code == 401
+    assert allowed.status_code == 200
+    assert allowed.json == {"users": []}
+    assert "etag" not in allowed.headers
+    wsgi.close_apps()
+
+
+def test_fast_json_matches_dumps_json():
+    value = {
+        "hours": [Decimal("7.50"), Decimal("1E+1"), Decimal("0.1000000000000000055")],
+        "at": dt.datetime(2018, 11, 26, 22, 47, 36, 500000, tzinfo=PLUS_EIGHT),
+        "plain": [1, "ü", None, True, 2.5],
+    }
+
+    assert json.loads(dumps_fast_json(value), parse_float=Decimal) == json.loads(
+        dumps_json(value), parse_float=Decimal
+    )
+    assert dumps_fast_json(value).startswith(b'{"hours":[7.50,10,0.1000')
+
+
+@pytest.mark.parametrize("value", [Decimal("NaN"), dt.date(2018, 11, 26), object()])
+def test_fast_json_rejects_values_without_json_form(value):
+    with pytest.raises(TypeError):
+        dumps_fast_json({"value": value})

@@ -1,6 +1,12 @@
 import pytest
 
-from checkins.domain.projects import ProjectAliases, normalise_name
+from checkins.domain.projects import (
+    AliasSuggestion,
+    ProjectAliases,
+    edit_distance,
+    normalise_name,
+    suggest_aliases,
+)
 
 
 def test_shipped_aliases_map_typos():
@@ -45,3 +51,67 @@ def test_aliases_reject_self_mapping():
 def test_normalise_name_trims_and_folds():
     """Names are trimmed, inner white space folded and lower-cased."""
     assert "data strategy" == normalise_name("  Data\t Strategy ")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "distance"),
+    [
+        ("hiring", "hiring", 0),
+        ("hirng", "hiring", 1),
+        ("clutureandmanagement", "cultureandmanagement", 1),
+        ("opsandamin", "opsandadmin", 1),
+        ("workshop", "workshops", 1),
+        ("abc", "xyz", 3),
+        ("abcd", "abdc", 1),
+        ("abcd", "badc", 2),
+        ("short", "a much longer name", 3),
+    ],
+)
+def test_edit_distance_counts_swaps_once(first, second, distance):
+    """Insertions, deletions, substitutions and neighbour swaps cost one each.
+
+    Distances above the limit of 2 are reported as 3.
+    """
+    assert min(distance, 3) == edit_distance(first, second, limit=2)
+
+
+def test_suggest_aliases_pairs_rare_with_frequent():
+    """A rare name one edit from a name ten times as frequent is suggested."""
+    counts = {"workshops": 285, "workshop": 22, "hiring": 400, "hirring": 1}
+
+    suggestions = suggest_aliases(counts, ProjectAliases())
+
+    assert [
+        AliasSuggestion("hirring", 1, "hiring", 400, 1),
+        AliasSuggestion("workshop", 22, "workshops", 285, 1),
+    ] == suggestions
+
+
+def test_suggest_aliases_skips_numbered_projects():
+    """Names that differ only in digits are distinct projects."""
+    counts = {"project-10": 672, "project-01": 41}
+
+    assert [] == suggest_aliases(counts, ProjectAliases())
+
+
+def test_suggest_aliases_needs_frequency_ratio():
+    """Two names of similar frequency are not suggested as typos."""
+    counts = {"internal": 2, "internals": 2}
+
+    assert [] == suggest_aliases(counts, ProjectAliases())
+
+
+def test_suggest_aliases_skips_known_aliases():
+    """Names already in the alias table are not suggested again."""
+    counts = {"hiring": 400, "hirng": 1}
+
+    assert [] == suggest_aliases(counts, ProjectAliases.shipped())
+
+
+def test_suggest_aliases_short_names_need_one_edit():
+    """Names of five letters or fewer are paired only at one edit."""
+    counts = {"legal": 400, "lgl": 1, "lega": 1}
+
+    suggestions = suggest_aliases(counts, ProjectAliases())
+
+    assert ["lega"] == [suggestion.name for suggestion in suggestions]

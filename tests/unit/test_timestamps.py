@@ -94,3 +94,32 @@ def test_parse_timestamp_rejects_invalid(text, message):
         parse_timestamp(text)
 
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("11/26/2018 12:00 AM", utc(2018, 11, 26, 0, 0)),
+        ("11/26/2018 12:00 PM", utc(2018, 11, 26, 12, 0)),
+        ("2018-11-26 14:47:36.123456789 UTC", utc(2018, 11, 26, 14, 47, 36, 123456)),
+        ("2018-11-26T14:47:36.5+08:00", utc(2018, 11, 26, 6, 47, 36, 500000)),
+        ("2018-11-26" + " " * 200 + "14:47:36 UTC", utc(2018, 11, 26, 14, 47, 36)),
+        ("\t1  ноября\n2018 00:05 ", utc(2018, 11, 1, 0, 5)),
+    ],
+)
+def test_parse_timestamp_edge_forms(text, instant):
+    """Midnight, noon, long fractions, offsets and odd spacing parse exactly."""
+    assert instant == parse_timestamp(text).instant
+
+
+def test_parse_timestamp_rejects_long_text():
+    """Text past MAX_TIMESTAMP_CHARS fails before any pattern runs."""
+    text = "2018-11-26 14:47:36." + "1" * 100 + " UTC"
+
+    with pytest.raises(TimestampError) as raised:
+        parse_timestamp(text)
+
+    assert (
+        "timestamp '2018-11-26 14:47:36.11111111111111111111'... is 124 "
+        "characters long, over the limit of 64 for a supported form"
+    ) == str(raised.value)

@@ -6,9 +6,10 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from checkins.domain.model import RawRow
 from checkins.ports import CheckinSource, SourceError
@@ -17,19 +18,52 @@ from checkins.ports import CheckinSource, SourceError
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("user", "timestamp", "hours", "project")
+
+# A check-in record is well under a kilobyte. A longer record comes from a
+# quote that is never closed or from a file that is not a check-in export, and
+# reading on would hold all of it in memory, so the whole file fails instead.
+MAX_RECORD_CHARS = 1024 * 1024
+
 _SNIFF_BYTES = 64 * 1024
-_ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16"}
+_DECODE_BLOCK_BYTES = 64 * 1024
+
+# Byte order marks, each with the encoding that reads the file and the
+# encodings that agree with the mark when given explicitly. The UTF-32 LE mark
+# starts with the UTF-16 LE one, so UTF-32 is tried first.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32", ("utf-32", "utf-32-le")),
+    (codecs.BOM_UTF32_BE, "utf-32", ("utf-32", "utf-32-be")),
+    (codecs.BOM_UTF8, "utf-8-sig", ("utf-8", "utf-8-sig")),
+    (codecs.BOM_UTF16_LE, "utf-16", ("utf-16", "utf-16-le")),
+    (codecs.BOM_UTF16_BE, "utf-16", ("utf-16", "utf-16-be")),
+)
+_ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-32": "UTF-32"}
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Cyrillic letters are bytes 0xC0 to 0xFF in cp1251, which latin-1, cp1252 and
+# latin-9 decode as U+00C0 to U+00FF. Three such letters in a row are common in
+# Russian read that way and very rare in Western European text.
+_LATIN1_LETTER_RUN = re.compile("[\u00c0-\u00ff]{3,}")
+
+# States of the excel dialect's parser, for reading a record that csv.reader
+# raised an error on.
+_FIELD_START, _IN_FIELD, _IN_QUOTES, _AFTER_QUOTE, _SPACE_AFTER_QUOTE = range(5)
 
 
 class CsvFileSource(CheckinSource):
     """Rows of a check-in CSV file, read one record at a time.
 
-    The header names the columns in any order and letter case. Extra columns
-    are ignored and listed in `extra_columns`. A record that cannot be split
-    into the header's columns comes out as a row with `problem` set, so that it
-    is quarantined instead of stopping the load. Without an explicit
-    `encoding`, the file is read as UTF-8 (with or without a byte order mark)
-    or as UTF-16 when it starts with a UTF-16 byte order mark.
+    The header names the columns in any order, letter case and spacing. Extra
+    columns are ignored and listed in `extra_columns`. A record that cannot be
+    split into the header's columns comes out as a row with `problem` set, so
+    that it is quarantined instead of stopping the load. Records whose fields
+    are all blank are skipped and counted in `blank_lines`.
+
+    Without an explicit `encoding`, the file is read as UTF-8, or as UTF-16 or
+    UTF-32 when it starts with that byte order mark. With an explicit
+    single-byte encoding, a loaded field that reads as UTF-8 or as cp1251
+    Russian text misread in that encoding fails the file instead of loading
+    garbled text.
     """
 
     def __init__(self, path: str | os.PathLike[str], encoding: str | None = None):
@@ -47,12 +81,14 @@ class CsvFileSource(CheckinSource):
         return digest.hexdigest()
 
     def rows(self) -> Iterator[RawRow]:
-        encoding = self.encoding or self._detect_encoding()
-        with self._open_binary() as binary:
-            text = io.TextIOWrapper(binary, encoding=encoding, newline="")
+        encoding = self._choose_encoding()
+        with (
+            self._open_binary() as binary,
+            io.TextIOWrapper(binary, encoding=encoding, newline="") as text,
+        ):
             yield from self._read(text, encoding)
 
-    def _open_binary(self):
+    def _open_binary(self) -> BinaryIO:
         try:
             return self.path.open("rb")
         except FileNotFoundError:
@@ -64,7 +100,10 @@ class CsvFileSource(CheckinSource):
         except OSError as error:
             raise SourceError(f"{self.name}: cannot open: {error.strerror}") from None
 
-    def _detect_encoding(self) -> str:
+    def _choose_encoding(self) -> str:
+        """Return the codec to read the file with, or raise SourceError."""
+        if self.encoding is not None:
+            self._check_encoding_name(self.encoding)
         with self._open_binary() as file:
             head = file.read(_SNIFF_BYTES)
         if not head:
@@ -72,58 +111,158 @@ class CsvFileSource(CheckinSource):
                 f"{self.name}: file is empty, expected a header line "
                 f"{','.join(REQUIRED_COLUMNS)}"
             )
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
+        mark = next(
+            (entry for entry in _BYTE_ORDER_MARKS if head.startswith(entry[0])), None
+        )
+        if self.encoding is not None:
+            return self._agree_with_mark(self.encoding, mark, head)
+        if mark is not None:
+            return mark[1]
+        self._reject_binary(head)
+        return "utf-8-sig"
+
+    def _check_encoding_name(self, encoding: str) -> None:
+        examples = "such as utf-8, utf-16 or cp1251"
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, ValueError):
+            raise SourceError(
+                f"{self.name}: unknown encoding {encoding!r}; pass --encoding with "
+                f"an encoding name Python knows, {examples}"
+            ) from None
+        try:
+            with io.TextIOWrapper(io.BytesIO(), encoding=encoding):
+                pass
+            # The "undefined" codec passes the check above but raises on any
+            # input, even none.
+            codecs.getincrementaldecoder(encoding)().decode(b"")
+        except (LookupError, UnicodeError):
+            raise SourceError(
+                f"{self.name}: {encoding!r} is not a text encoding; pass --encoding "
+                f"with a text encoding, {examples}"
+            ) from None
+
+    def _agree_with_mark(
+        self,
+        encoding: str,
+        mark: tuple[bytes, str, tuple[str, ...]] | None,
+        head: bytes,
+    ) -> str:
+        """Return the codec for an explicit `encoding`, checked against the mark."""
+        codec = codecs.lookup(encoding).name
+        if mark is None and codec in ("utf-16", "utf-32"):
+            # These codecs read the byte order from the mark and raise without it.
+            suggestion = _utf16_without_mark(head) or f"{codec}-le or {codec}-be"
+            raise SourceError(
+                f"{self.name}: --encoding {encoding} needs a byte order mark, but "
+                f"the file does not start with one; pass --encoding {suggestion}"
+            )
+        if mark is None:
+            return encoding
+        _, marked_encoding, agreeing = mark
+        if codec in agreeing:
+            # The marked codec drops the mark, which would otherwise start the
+            # first column name.
+            return marked_encoding
+        marked_name = _ENCODING_NAMES[marked_encoding]
+        raise SourceError(
+            f"{self.name}: file starts with a {marked_name} byte order mark, but "
+            f"--encoding {encoding} was given; leave out --encoding to read it as "
+            f"{marked_name}"
+        )
+
+    def _reject_binary(self, head: bytes) -> None:
         # A stray NUL byte in a data row only quarantines that row. NUL bytes
         # in the header, or in more than 1% of the first bytes, mean binary.
         nuls = head.count(b"\x00")
         if b"\x00" in head.split(b"\n", 1)[0] or (nuls > 1 and nuls * 100 > len(head)):
+            utf16 = _utf16_without_mark(head)
+            if utf16 is not None:
+                raise SourceError(
+                    f"{self.name}: file looks like {utf16} text without a byte "
+                    f"order mark; pass --encoding {utf16}"
+                )
             raise SourceError(
                 f"{self.name}: binary content (NUL bytes), not a CSV text file"
             )
-        return "utf-8-sig"
 
     def _read(self, text: TextIO, encoding: str) -> Iterator[RawRow]:
-        lines = _LineRecorder(text, self.name, encoding)
-        reader = csv.reader(lines)
+        if self.encoding is not None:
+            decode_fix = "pass --encoding with the encoding the file was saved in"
+        elif encoding in ("utf-16", "utf-32"):
+            decode_fix = (
+                f"the file starts with a {_ENCODING_NAMES[encoding]} byte order "
+                "mark, so it is damaged; export it again"
+            )
+        else:
+            decode_fix = "pass --encoding with the file's encoding, for example cp1251"
+        lines = _LineRecorder(
+            text,
+            self.name,
+            encoding,
+            self.encoding or _ENCODING_NAMES.get(encoding, encoding),
+            decode_fix,
+        )
+        # With strict=True, csv.reader raises on text after a closing quote and
+        # on a quote left open at the end of the file, which it would otherwise
+        # read as data, and _split_record then reads the record. With
+        # skipinitialspace=True, `a, "b, c"` is two fields.
+        reader = csv.reader(lines, strict=True, skipinitialspace=True)
         header = self._read_header(reader, lines)
-        columns = [header.index(name) for name in REQUIRED_COLUMNS]
+        user_at, timestamp_at, hours_at, project_at = (
+            header.index(name) for name in REQUIRED_COLUMNS
+        )
         width = len(header)
+        check_misread = self.encoding is not None
 
         while True:
             line = lines.line_number + 1
             try:
                 record = next(reader)
+                raw = lines.take()
+                problem = None
             except StopIteration:
                 return
-            except csv.Error as error:
-                yield RawRow(
-                    line=line, text=lines.take(), problem=f"invalid CSV: {error}"
-                )
-                continue
-            raw = lines.take()
-            if not record or (len(record) == 1 and not record[0].strip()):
-                self.blank_lines += 1
-                continue
-            problem = _shape_problem(record, width)
+            except csv.Error:
+                lines.read_rest_of_record()
+                raw = lines.take()
+                record, problem = _split_record(raw)
+            if problem is None:
+                if _is_blank(record):
+                    self.blank_lines += 1
+                    continue
+                problem = _shape_problem(record, width, raw)
             if problem:
                 yield RawRow(line=line, text=raw, problem=problem)
                 continue
-            user, timestamp, hours, project = (record[i] for i in columns)
+            user = record[user_at]
+            timestamp = record[timestamp_at]
+            hours = record[hours_at]
+            project = record[project_at]
+            if check_misread and not raw.isascii():
+                self._reject_misread(line, (user, timestamp, hours, project))
             yield RawRow(line, raw, user, timestamp, hours, project)
 
-    def _read_header(self, reader, lines: "_LineRecorder") -> list[str]:
+    def _read_header(
+        self, reader: Iterator[list[str]], lines: "_LineRecorder"
+    ) -> list[str]:
         try:
             header = next(reader, None)
-        except csv.Error as error:
-            raise SourceError(f"{self.name}: invalid CSV header: {error}") from None
-        lines.take()
+            lines.take()
+        except csv.Error:
+            lines.read_rest_of_record()
+            header, problem = _split_record(lines.take())
+            if problem:
+                raise SourceError(
+                    f"{self.name}: invalid CSV header: {problem}"
+                ) from None
         if header is None:
             raise SourceError(
                 f"{self.name}: file is empty, expected a header line "
                 f"{','.join(REQUIRED_COLUMNS)}"
             )
-        names = [name.strip().lstrip("\ufeff").lower() for name in header]
+
+        names = [name.lstrip("\ufeff").strip().lower() for name in header]
         missing = [name for name in REQUIRED_COLUMNS if name not in names]
         if missing:
             raise SourceError(
@@ -131,76 +270,341 @@ class CsvFileSource(CheckinSource):
                 f"{', '.join(missing)} in header {','.join(header)[:200]!r}; "
                 f"expected columns {','.join(REQUIRED_COLUMNS)}"
             )
-        duplicated = sorted({name for name in names if names.count(name) > 1})
+        duplicated = [name for name in REQUIRED_COLUMNS if names.count(name) > 1]
         if duplicated:
             raise SourceError(
                 f"{self.name}: column {', '.join(duplicated)} appears more than "
                 "once in the header"
             )
-        self.extra_columns = [name for name in names if name not in REQUIRED_COLUMNS]
-        if self.extra_columns:
+
+        # Spreadsheets end the header with empty names for columns that were
+        # only formatted. Those columns count as past the end of the header.
+        while not names[-1]:
+            names.pop()
+
+        extra_columns = [
+            name or f"column {number}"
+            for number, name in enumerate(names, start=1)
+            if name not in REQUIRED_COLUMNS
+        ]
+        # A load reads the header twice, once to check it and once to load, so
+        # only the first reading logs.
+        if extra_columns and extra_columns != self.extra_columns:
             logger.info(
                 "%s: ignoring extra columns %s",
                 self.name,
-                ", ".join(self.extra_columns),
+                ", ".join(extra_columns),
             )
+        self.extra_columns = extra_columns
         return names
 
+    def _reject_misread(self, line: int, fields: Sequence[str]) -> None:
+        """Raise SourceError when a field is text of another encoding misread."""
+        for field in fields:
+            misread = _misread_as(field, self.encoding)
+            if misread is None:
+                continue
+            actual, reread = misread
+            raise SourceError(
+                f"{self.name}: line {line}: {_preview(field)} reads as "
+                f"{_preview(reread)} in {actual}, so the file is not "
+                f"{self.encoding} text; pass --encoding {actual}"
+            )
 
-def _shape_problem(record: list[str], width: int) -> str | None:
+
+def _utf16_without_mark(head: bytes) -> str | None:
+    """Return the codec of a header in UTF-16 without a byte order mark, or None."""
+    sample = head[: min(len(head), 40) // 2 * 2]
+    if len(sample) < 4:
+        return None
+    low, high = sample[0::2], sample[1::2]
+    if not high.strip(b"\x00") and b"\x00" not in low:
+        return "utf-16-le"
+    if not low.strip(b"\x00") and b"\x00" not in high:
+        return "utf-16-be"
+    return None
+
+
+def _misread_as(field: str, encoding: str) -> tuple[str, str] | None:
+    """Return the encoding `field` was written in and its text in it, if misread.
+
+    Only fields that `encoding` decoded one byte per character are checked.
+    UTF-8 is detected by its byte patterns, which single-byte text almost never
+    forms. Russian cp1251 text is detected by runs of letters that latin-1,
+    cp1252 or latin-9 decoded from the bytes of Cyrillic letters.
+
+    NOTE: text of one Cyrillic encoding read as another, such as cp1251 read
+    as koi8-r, passes. Only its Russian stamps then fail to parse.
+    """
+    if field.isascii():
+        return None
+    try:
+        data = field.encode(encoding)
+    except UnicodeError:
+        return None
+    if len(data) != len(field):
+        return None
+    try:
+        return "utf-8", data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for run in _LATIN1_LETTER_RUN.finditer(field):
+        if all(byte >= 0xC0 for byte in data[run.start() : run.end()]):
+            return "cp1251", data.decode("cp1251", errors="replace")
+    return None
+
+
+def _preview(text: str) -> str:
+    if len(text) > 60:
+        return repr(text[:60]) + "..."
+    return repr(text)
+
+
+def _split_record(text: str) -> tuple[list[str], str | None]:
+    """Split the text of a record that csv.reader raised an error on.
+
+    The fields are those csv.reader reads with skipinitialspace and without
+    strict, except that spaces and tabs after a closing quote are dropped.
+    Returns the fields and the problem that makes the record unusable, or None.
+    """
+    if not text:
+        return [], None
+    fields: list[str] = []
+    field: list[str] = []
+    problem = None
+    state = _FIELD_START
+    for char in text:
+        if state == _IN_QUOTES:
+            if char == '"':
+                state = _AFTER_QUOTE
+            else:
+                field.append(char)
+        elif state == _AFTER_QUOTE and char == '"':
+            field.append(char)
+            state = _IN_QUOTES
+        elif char == ",":
+            fields.append("".join(field))
+            field = []
+            state = _FIELD_START
+        elif state == _FIELD_START and char == '"':
+            state = _IN_QUOTES
+        elif state == _FIELD_START and char == " ":
+            pass
+        elif state in (_AFTER_QUOTE, _SPACE_AFTER_QUOTE) and char in " \t":
+            state = _SPACE_AFTER_QUOTE
+        else:
+            if state in (_AFTER_QUOTE, _SPACE_AFTER_QUOTE) and problem is None:
+                problem = (
+                    "text follows the closing quote of a quoted field; a quote "
+                    'inside a quoted field is written as two quotes ("")'
+                )
+            field.append(char)
+            state = _IN_FIELD
+    fields.append("".join(field))
+    if state == _IN_QUOTES:
+        problem = "a quoted field is not closed before the end of the file"
+    return fields, problem or _long_field_problem(fields)
+
+
+def _long_field_problem(fields: list[str]) -> str | None:
+    """Describe the first field longer than csv.reader accepts, if any."""
+    limit = csv.field_size_limit()
+    for number, field in enumerate(fields, start=1):
+        if len(field) > limit:
+            return (
+                f"field {number} is {len(field):,} characters long, over the CSV "
+                f"field size limit of {limit:,}"
+            )
+    return None
+
+
+def _is_blank(record: list[str]) -> bool:
+    # The first field decides for almost every record, so it is tested alone.
+    if record and record[0].strip():
+        return False
+    return all(not field.strip() for field in record)
+
+
+def _shape_problem(record: list[str], width: int, text: str) -> str | None:
     if len(record) < width:
         return f"expected {width} fields, found {len(record)}"
     # Spreadsheets often end a line with empty trailing fields, which are harmless.
     if len(record) > width and any(field.strip() for field in record[width:]):
         return f"expected {width} fields, found {len(record)}"
-    if any("\x00" in field for field in record):
+    # A NUL byte can only be inside a field, so searching the whole text suffices.
+    if "\x00" in text:
         return "contains a NUL byte"
     return None
 
 
-class _LineRecorder:
-    """Feeds lines to csv.reader and keeps the text of the current record."""
+def _quote_state(text: str, state: int = _FIELD_START) -> int:
+    """Return the excel dialect parser's state after reading `text`.
 
-    def __init__(self, text: TextIO, name: str, encoding: str) -> None:
+    It follows csv.reader with skipinitialspace and without strict. A record
+    goes on to the next line while the state at the end of a line is
+    _IN_QUOTES.
+    """
+    for char in text:
+        if state == _IN_QUOTES:
+            if char == '"':
+                state = _AFTER_QUOTE
+        elif state == _AFTER_QUOTE:
+            if char == '"':
+                state = _IN_QUOTES
+            elif char in ",\r\n":
+                state = _FIELD_START
+            else:
+                state = _IN_FIELD
+        elif state == _FIELD_START:
+            if char == '"':
+                state = _IN_QUOTES
+            elif char not in " ,\r\n":
+                state = _IN_FIELD
+        elif char in ",\r\n":
+            state = _FIELD_START
+    return state
+
+
+class _LineRecorder:
+    """Feeds lines to csv.reader and keeps the text of the current record.
+
+    Raises SourceError when a line does not decode, or when a record grows past
+    MAX_RECORD_CHARS.
+    """
+
+    def __init__(
+        self,
+        text: TextIO,
+        name: str,
+        encoding: str,
+        encoding_name: str,
+        decode_fix: str,
+    ) -> None:
         self._text = text
         self._name = name
         self._encoding = encoding
+        self._encoding_name = encoding_name
+        self._decode_fix = decode_fix
         self._pending: list[str] = []
+        self._pending_chars = 0
         self.line_number = 0
 
     def __iter__(self) -> "_LineRecorder":
         return self
 
     def __next__(self) -> str:
-        try:
-            line = self._text.readline()
-        except UnicodeDecodeError as error:
-            line = self._first_undecodable_line() or self.line_number + 1
-            raise SourceError(
-                f"{self._name}: line {line} is not valid "
-                f"{_ENCODING_NAMES.get(self._encoding, self._encoding)} text "
-                f"({error.reason}); "
-                "pass --encoding with the file's encoding, for example cp1251"
-            ) from None
+        line = self._read_line()
         if not line:
             raise StopIteration
-        self.line_number += 1
-        self._pending.append(line)
         return line
 
-    def _first_undecodable_line(self) -> int | None:
-        """Find the line of a decoding error, which the text layer reports per chunk."""
-        self._text.buffer.seek(0)
-        decoder = codecs.getincrementaldecoder(self._encoding)()
-        for number, line in enumerate(self._text.buffer, start=1):
-            try:
-                decoder.decode(line)
-            except UnicodeDecodeError:
-                return number
-        return None
+    def _read_line(self) -> str:
+        """Read one line into the current record, or return "" at the end."""
+        allowed = MAX_RECORD_CHARS - self._pending_chars
+        try:
+            line = self._text.readline(allowed + 1)
+        except UnicodeDecodeError as error:
+            bad_line = _first_undecodable_line(self._text.buffer, self._encoding)
+            raise SourceError(
+                f"{self._name}: line {bad_line or self.line_number + 1} is not valid "
+                f"{self._encoding_name} text ({error.reason}); {self._decode_fix}"
+            ) from None
+        except UnicodeError as error:
+            # Codecs such as punycode raise the base class, with no position.
+            raise SourceError(
+                f"{self._name}: line {self.line_number + 1} or a later one is not "
+                f"valid {self._encoding_name} text ({error}); {self._decode_fix}"
+            ) from None
+        if len(line) > allowed:
+            raise SourceError(self._too_long_message())
+        if line:
+            self.line_number += 1
+            self._pending.append(line)
+            self._pending_chars += len(line)
+        return line
+
+    def _too_long_message(self) -> str:
+        start = self.line_number - len(self._pending) + 1
+        if not self._pending:
+            return (
+                f"{self._name}: line {start} is longer than {MAX_RECORD_CHARS:,} "
+                "characters, too long for a check-in record; remove that line "
+                "or check that the file is a check-in CSV export"
+            )
+        return (
+            f"{self._name}: the record that starts on line {start} is longer than "
+            f"{MAX_RECORD_CHARS:,} characters, which happens when a quote is "
+            f"never closed; check the quotes from line {start} on"
+        )
+
+    def read_rest_of_record(self) -> None:
+        """Read the rest of a record that csv.reader stopped in after an error.
+
+        csv.reader starts afresh on the next line, which would read the rest of
+        a quoted field that spans lines as new records.
+        """
+        state = _quote_state("".join(self._pending))
+        while state == _IN_QUOTES:
+            line = self._read_line()
+            if not line:
+                return
+            state = _quote_state(line, state)
 
     def take(self) -> str:
         """Return the raw text read since the last call, without the final newline."""
         text = "".join(self._pending).rstrip("\r\n")
         self._pending.clear()
+        self._pending_chars = 0
+        # Strict UTF decoders never yield lone surrogates, but codecs such as
+        # utf-7 can, and PostgreSQL cannot store them.
+        if not text.isascii() and _SURROGATE.search(text):
+            raise SourceError(
+                f"{self._name}: line {self.line_number} is not valid "
+                f"{self._encoding_name} text (lone surrogate); {self._decode_fix}"
+            )
         return text
+
+
+def _first_undecodable_line(binary: BinaryIO, encoding: str) -> int | None:
+    """Return the line of the first byte that `encoding` cannot decode.
+
+    The text layer decodes a block at a time, so its error does not tell the
+    line. Lines end at LF, CR LF or a lone CR, as csv.reader counts them.
+    """
+    binary.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    counter = _LineCounter()
+    while block := binary.read(_DECODE_BLOCK_BYTES):
+        state = decoder.getstate()
+        try:
+            counter.add(decoder.decode(block))
+            continue
+        except UnicodeError:
+            decoder.setstate(state)
+        for index in range(len(block)):
+            try:
+                counter.add(decoder.decode(block[index : index + 1]))
+            except UnicodeError:
+                return counter.line
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeError:
+        return counter.line
+    return None
+
+
+class _LineCounter:
+    """Line number reached in text fed piece by piece."""
+
+    def __init__(self) -> None:
+        self.line = 1
+        self._ends_with_cr = False
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+        if self._ends_with_cr and text.startswith("\n"):
+            breaks -= 1
+        self.line += breaks
+        self._ends_with_cr = text.endswith("\r")

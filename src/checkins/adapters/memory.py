@@ -2,55 +2,70 @@
 
 import contextlib
 import datetime as dt
+import zoneinfo
 from collections.abc import Iterator
 
-import attrs
-
-from checkins.domain.model import CheckIn, Outcome, Quarantined
+from checkins.domain.cleaning import Record
+from checkins.domain.model import Quarantined
 from checkins.domain.queries import (
     CheckinPage,
     CheckinQuery,
+    InvalidTimeZoneError,
     Position,
+    ProjectTotals,
+    RenderedPage,
     StoredCheckin,
+    SummaryGroup,
+    SummaryQuery,
     UnknownUserError,
     UserTotals,
+    group_key,
+    render_checkins_json,
 )
-from checkins.domain.report import LoadReport
+from checkins.domain.report import LoadReport, StoredLoad
 from checkins.ports import CheckinQueries, CheckinRepository, LoadWriter
 
 
-@attrs.frozen
-class StoredLoad:
-    """A finished load as the repository keeps it."""
-
-    id: int
-    source: str
-    sha256: str
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    rows_read: int
-    rows_loaded: int
-    rows_quarantined: int
-    rows_inserted: int
-
-
 class InMemoryCheckinRepository(CheckinRepository):
-    """Stored check-ins in plain lists, for the core's unit tests."""
+    """Stored check-ins in plain lists, for the core's unit tests.
+
+    `checkins` holds the current rows as (row, identity, load id) and
+    `retired` the rows a snapshot load retired, with that load's id.
+    """
 
     def __init__(self) -> None:
-        self.checkins: list[tuple[StoredCheckin, bytes, int]] = []
+        self.checkins: list[tuple[StoredCheckin, tuple, int]] = []
+        self.retired: list[tuple[StoredCheckin, tuple, int, int]] = []
         self.quarantined: list[tuple[int, Quarantined]] = []
         self.loads: list[StoredLoad] = []
-        self._keys: set[bytes] = set()
+        self.reports: dict[int, dict] = {}
+        self._next_id = 1
 
     def migrate(self) -> list[str]:
         return []
 
+    def loaded_sha256s(self) -> set[str]:
+        return {load.sha256 for load in self.loads}
+
+    def list_loads(self) -> list[StoredLoad]:
+        return list(self.loads)
+
+    def load_report(self, load_id: int | None = None) -> dict | None:
+        if load_id is None:
+            return self.reports[self.loads[-1].id] if self.loads else None
+        return self.reports.get(load_id)
+
     @contextlib.contextmanager
     def load(
-        self, source: str, sha256: str, started_at: dt.datetime
+        self,
+        source: str,
+        sha256: str,
+        started_at: dt.datetime,
+        *,
+        mode: str = "append",
+        window: tuple[dt.datetime, dt.datetime] | None = None,
     ) -> Iterator[LoadWriter]:
-        writer = _InMemoryLoadWriter(self, source, sha256, started_at)
+        writer = _InMemoryLoadWriter(self, source, sha256, started_at, mode, window)
         yield writer
         if not writer.finished:
             raise RuntimeError("a load block ended without calling finish()")
@@ -58,72 +73,124 @@ class InMemoryCheckinRepository(CheckinRepository):
 
 
 class _InMemoryLoadWriter(LoadWriter):
+    """Stages a load's rows and applies them all at commit, as a transaction would."""
+
     def __init__(
         self,
         repository: InMemoryCheckinRepository,
         source: str,
         sha256: str,
         started_at: dt.datetime,
+        mode: str,
+        window: tuple[dt.datetime, dt.datetime] | None,
     ) -> None:
         self.repository = repository
         self.source = source
         self.sha256 = sha256
         self.started_at = started_at
-        self.staged: list[Outcome] = []
+        self.mode = mode
+        self.window = window
+        self.load_id = len(repository.loads) + 1
+        self.records: list[Record] = []
+        self.quarantined: list[Quarantined] = []
         self.finished = False
-        self._pending: tuple[StoredLoad, list[CheckIn]] | None = None
+        self._load: StoredLoad | None = None
+        self._report: dict | None = None
 
-    def add(self, outcome: Outcome) -> None:
-        self.staged.append(outcome)
+    def add_records(self, records: list[Record]) -> None:
+        self.records.extend(records)
 
-    def finish(self, report: LoadReport, finished_at: dt.datetime) -> tuple[int, int]:
-        load_id = len(self.repository.loads) + 1
-        keys = set(self.repository._keys)
-        new = []
-        for outcome in self.staged:
-            if isinstance(outcome, CheckIn) and outcome.row_key not in keys:
-                keys.add(outcome.row_key)
-                new.append(outcome)
-        load = StoredLoad(
-            id=load_id,
+    def add_quarantined(self, rows: list[Quarantined]) -> None:
+        self.quarantined.extend(rows)
+
+    def finish(self, report: LoadReport, finished_at: dt.datetime) -> None:
+        repository = self.repository
+        current = {key for _, key, _ in repository.checkins}
+        retired = {key for _, key, _, _ in repository.retired}
+        file_keys = {_identity(record) for record in self.records}
+        inserted = sum(
+            1 for key in file_keys if key not in current and key not in retired
+        )
+        retiring = 0
+        if self.mode == "snapshot" and self.records:
+            low, high = self.window or (
+                min(record[2] for record in self.records),
+                max(record[2] for record in self.records),
+            )
+            retiring = sum(
+                1
+                for row, key, _ in repository.checkins
+                if low <= row.checkin_at <= high and key not in file_keys
+            )
+        report.load_id = self.load_id
+        report.rows_inserted = inserted
+        report.rows_retired = retiring
+        self._load = StoredLoad(
+            id=self.load_id,
             source=self.source,
             sha256=self.sha256,
+            mode=self.mode,
             started_at=self.started_at,
             finished_at=finished_at,
             rows_read=report.rows_read,
             rows_loaded=report.rows_loaded,
             rows_quarantined=report.rows_quarantined,
-            rows_inserted=len(new),
+            rows_inserted=inserted,
+            rows_retired=retiring,
         )
-        self._pending = (load, new)
+        self._report = report.to_dict()
         self.finished = True
-        return load_id, len(new)
 
     def commit(self) -> None:
-        assert self._pending is not None
-        load, new = self._pending
+        """Apply the finished load to the repository."""
+        assert self._load is not None
         repository = self.repository
-        for checkin in new:
-            stored = StoredCheckin(
-                id=len(repository.checkins) + 1,
-                user=checkin.user,
-                checkin_at=checkin.checkin_at,
-                hours=checkin.hours,
-                project=checkin.project,
-                flags=tuple(sorted(flag.value for flag in checkin.flags)),
+        file_keys = {_identity(record) for record in self.records}
+        revived = [row for row in repository.retired if row[1] in file_keys]
+        repository.retired = [
+            row for row in repository.retired if row[1] not in file_keys
+        ]
+        repository.checkins.extend(row[:3] for row in revived)
+        if self.mode == "snapshot" and self.records:
+            low, high = self.window or (
+                min(record[2] for record in self.records),
+                max(record[2] for record in self.records),
             )
-            repository.checkins.append((stored, checkin.row_key, load.id))
-            repository._keys.add(checkin.row_key)
-        repository.quarantined.extend(
-            (load.id, outcome)
-            for outcome in self.staged
-            if isinstance(outcome, Quarantined)
-        )
-        repository.loads.append(load)
+            keep = []
+            for row in repository.checkins:
+                if low <= row[0].checkin_at <= high and row[1] not in file_keys:
+                    repository.retired.append((*row, self.load_id))
+                else:
+                    keep.append(row)
+            repository.checkins = keep
+
+        stored = {key for _, key, _ in repository.checkins}
+        for record in self.records:
+            key = _identity(record)
+            if key in stored:
+                continue
+            stored.add(key)
+            row = StoredCheckin(
+                id=repository._next_id,
+                user=record[1],
+                checkin_at=record[2],
+                hours=record[3],
+                project=record[4],
+                flags=record[8],
+            )
+            repository._next_id += 1
+            repository.checkins.append((row, key, self.load_id))
+        repository.quarantined.extend((self.load_id, row) for row in self.quarantined)
+        repository.loads.append(self._load)
+        repository.reports[self.load_id] = self._report
+
+
+def _identity(record: Record) -> tuple:
+    return (record[1], record[10], record[3], record[4], record[9])
 
 
 class InMemoryCheckinQueries(CheckinQueries):
-    """Queries over an in-memory repository's rows."""
+    """Queries over an in-memory repository's current rows."""
 
     def __init__(self, repository: InMemoryCheckinRepository) -> None:
         self.repository = repository
@@ -144,9 +211,7 @@ class InMemoryCheckinQueries(CheckinQueries):
         ]
 
     def user_checkins(self, query: CheckinQuery) -> CheckinPage:
-        rows = [c for c, _, _ in self.repository.checkins if c.user == query.user]
-        if not rows:
-            raise UnknownUserError(query.user)
+        rows = self._rows_of(query.user)
         rows = sorted(
             (row for row in rows if _matches(row, query)),
             key=lambda row: (row.checkin_at, row.id),
@@ -159,9 +224,64 @@ class InMemoryCheckinQueries(CheckinQueries):
             next_position=Position(last.checkin_at, last.id) if last else None,
         )
 
+    def render_user_checkins(self, query: CheckinQuery) -> RenderedPage:
+        page = self.user_checkins(query)
+        return RenderedPage(
+            checkins_json=render_checkins_json(page.checkins).encode(),
+            next_position=page.next_position,
+        )
+
+    def summarize(self, query: SummaryQuery) -> list[SummaryGroup]:
+        try:
+            zone = zoneinfo.ZoneInfo(query.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise InvalidTimeZoneError(query.time_zone) from None
+        groups: dict[str, list[StoredCheckin]] = {}
+        for row in self._rows_of(query.user):
+            day = row.checkin_at.astimezone(zone).date()
+            if query.first_day and day < query.first_day:
+                continue
+            if query.last_day and day > query.last_day:
+                continue
+            groups.setdefault(group_key(row, query.by, zone), []).append(row)
+        return [
+            SummaryGroup(
+                key=key,
+                checkins=len(rows),
+                hours=sum((row.hours for row in rows), start=rows[0].hours * 0),
+            )
+            for key, rows in sorted(groups.items())
+        ]
+
+    def list_projects(self) -> list[ProjectTotals]:
+        by_project: dict[str, list[StoredCheckin]] = {}
+        for checkin, _, _ in self.repository.checkins:
+            by_project.setdefault(checkin.project, []).append(checkin)
+        return [
+            ProjectTotals(
+                project=project,
+                checkins=len(rows),
+                hours=sum((row.hours for row in rows), start=rows[0].hours * 0),
+                users=len({row.user for row in rows}),
+            )
+            for project, rows in sorted(by_project.items())
+        ]
+
+    def data_version(self) -> int:
+        return max((load.id for load in self.repository.loads), default=0)
+
+    def check(self, timeout: float | None = None) -> None:
+        return None
+
+    def _rows_of(self, user: str) -> list[StoredCheckin]:
+        rows = [c for c, _, _ in self.repository.checkins if c.user == user]
+        if not rows:
+            raise UnknownUserError(user)
+        return rows
+
 
 def _matches(row: StoredCheckin, query: CheckinQuery) -> bool:
-    day = row.checkin_at.date()
+    day = row.checkin_at.astimezone(dt.UTC).date()
     if query.first_day and day < query.first_day:
         return False
     if query.last_day and day > query.last_day:

@@ -5,12 +5,17 @@ import datetime as dt
 import importlib.resources
 import json
 import logging
+import queue
+import threading
 from collections.abc import Iterator
+from decimal import Decimal
 
 import psycopg
+from psycopg.copy import LibpqWriter
 
-from checkins.domain.model import CheckIn, Outcome
-from checkins.domain.report import LoadReport
+from checkins.domain.cleaning import Record
+from checkins.domain.model import Quarantined
+from checkins.domain.report import LoadReport, StoredLoad
 from checkins.ports import CheckinRepository, LoadWriter
 
 
@@ -20,22 +25,14 @@ logger = logging.getLogger(__name__)
 # product. It serialises migrations and loads.
 _LOAD_LOCK = 0x636B696E
 
-_STAGING_COLUMNS = (
-    ("ordinal", "int8"),
-    ("line", "int4"),
-    ("row_key", "bytea"),
-    ("user_name", "text"),
-    ("checkin_at", "timestamptz"),
-    ("hours", "numeric"),
-    ("project", "text"),
-    ("flags", "text[]"),
-    ("fixes", "text[]"),
-    ("stamp_format", "text"),
-    ("minute_precision", "bool"),
-    ("raw_text", "text"),
-    ("reason", "text"),
-    ("detail", "text"),
+_CHECKIN_COLUMNS = (
+    "user_name, checkin_at, hours, project, occurrence, flags, fixes,"
+    " stamp_format, minute_precision, source_line, load_id, written_at"
 )
+
+# COPY text format escapes; names rarely need them, so escaped names are cached.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_CACHE_LIMIT = 100_000
 
 
 def migrations() -> list[tuple[str, str]]:
@@ -80,9 +77,43 @@ class PostgresCheckinRepository(CheckinRepository):
         with psycopg.connect(self.conninfo) as connection:
             return apply_migrations(connection)
 
+    def loaded_sha256s(self) -> set[str]:
+        with psycopg.connect(self.conninfo) as connection:
+            apply_migrations(connection)
+            return {sha for (sha,) in connection.execute("SELECT sha256 FROM loads")}
+
+    def list_loads(self) -> list[StoredLoad]:
+        with psycopg.connect(self.conninfo) as connection:
+            apply_migrations(connection)
+            rows = connection.execute(
+                "SELECT id, source, sha256, mode, started_at, finished_at,"
+                " rows_read, rows_loaded, rows_quarantined, rows_inserted,"
+                " rows_retired FROM loads ORDER BY id"
+            ).fetchall()
+        return [StoredLoad(*row) for row in rows]
+
+    def load_report(self, load_id: int | None = None) -> dict | None:
+        with psycopg.connect(self.conninfo) as connection:
+            apply_migrations(connection)
+            if load_id is None:
+                row = connection.execute(
+                    "SELECT report FROM loads ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+            else:
+                row = connection.execute(
+                    "SELECT report FROM loads WHERE id = %s", (load_id,)
+                ).fetchone()
+        return None if row is None else row[0]
+
     @contextlib.contextmanager
     def load(
-        self, source: str, sha256: str, started_at: dt.datetime
+        self,
+        source: str,
+        sha256: str,
+        started_at: dt.datetime,
+        *,
+        mode: str = "append",
+        window: tuple[dt.datetime, dt.datetime] | None = None,
     ) -> Iterator[LoadWriter]:
         with (
             psycopg.connect(self.conninfo) as connection,
@@ -90,14 +121,71 @@ class PostgresCheckinRepository(CheckinRepository):
         ):
             _wait_for_other_loads(connection)
             apply_migrations(connection)
-            writer = _PostgresLoadWriter(connection, source, sha256, started_at)
+            writer = _PostgresLoadWriter(
+                connection, self.conninfo, source, sha256, started_at, mode, window
+            )
             try:
                 yield writer
             except BaseException as error:
                 writer.abort(error)
                 raise
+            finally:
+                writer.close_lookups()
             if not writer.finished:
                 raise RuntimeError("a load block ended without calling finish()")
+
+
+class _BackgroundWriter(LibpqWriter):
+    """Sends COPY data from a thread while the caller prepares the next rows.
+
+    At most MAX_CHUNKS chunks of CHUNK_BYTES wait to be sent, so that memory
+    stays bounded when the server is slower than the cleaning.
+    """
+
+    CHUNK_BYTES = 128 * 1024
+    MAX_CHUNKS = 32
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        super().__init__(cursor)
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(self.MAX_CHUNKS)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, data) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._send, name="checkins-copy", daemon=True
+            )
+            self._thread.start()
+        if self._error is not None:
+            raise self._error
+        view = memoryview(data)
+        for start in range(0, len(view), self.CHUNK_BYTES):
+            self._chunks.put(view[start : start + self.CHUNK_BYTES])
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if self._thread is not None:
+            self._chunks.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None and exc is None:
+            raise self._error
+        super().finish(exc)
+
+    def _send(self) -> None:
+        try:
+            while (chunk := self._chunks.get()) is not None:
+                super().write(chunk)
+        except BaseException as error:
+            self._error = error
+            # Keep taking chunks, so that write() never blocks on a full queue.
+            while self._chunks.get() is not None:
+                pass
+
+
+def _storable(text: str) -> str:
+    """Write NUL as the four characters \\x00, which PostgreSQL text can hold."""
+    return text.replace("\x00", "\\x00")
 
 
 def _wait_for_other_loads(connection: psycopg.Connection) -> None:
@@ -110,115 +198,307 @@ def _wait_for_other_loads(connection: psycopg.Connection) -> None:
 
 
 class _PostgresLoadWriter(LoadWriter):
-    """Streams outcomes with binary COPY into a temporary table, then files them."""
+    """Streams new check-ins with COPY straight into the table.
+
+    Rows already stored are found before they are written, by reading the
+    stored rows of the same people and stamps on a second connection, so that
+    COPY never meets a duplicate. When the table is empty at the start of the
+    load, there is nothing to look up.
+    """
 
     def __init__(
         self,
         connection: psycopg.Connection,
+        conninfo: str,
         source: str,
         sha256: str,
         started_at: dt.datetime,
+        mode: str,
+        window: tuple[dt.datetime, dt.datetime] | None,
     ) -> None:
         self.connection = connection
-        self.source = source
-        self.sha256 = sha256
-        self.started_at = started_at
+        self.conninfo = conninfo
+        self.mode = mode
+        self.window = window
         self.finished = False
-        self._ordinal = 0
         self._cursor = connection.cursor()
-        columns = ", ".join(f"{name} {kind}" for name, kind in _STAGING_COLUMNS)
-        self._cursor.execute(f"CREATE TEMP TABLE staged ({columns}) ON COMMIT DROP")
-        names = ", ".join(name for name, _ in _STAGING_COLUMNS)
+        (self.load_id,) = self._cursor.execute(
+            "INSERT INTO loads (source, sha256, mode, started_at)"
+            " VALUES (%s, %s, %s, %s) RETURNING id",
+            (source, sha256, mode, started_at),
+        ).fetchone()
+        (has_rows,) = self._cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM checkins)"
+        ).fetchone()
+        self._lookups = psycopg.connect(conninfo, autocommit=True) if has_rows else None
+        self._seen_ids: list[int] = []
+        self._quarantined: list[Quarantined] = []
+        self._totals: dict[str, list] = {}
+        self._first_stamp: dt.datetime | None = None
+        self._last_stamp: dt.datetime | None = None
+        self._inserted = 0
+        self._load_text = str(self.load_id)
+        self._names: dict[str, str] = {}
+        self._stamps: dict[dt.datetime, str] = {}
+        self._hours: dict[Decimal, str] = {}
+        self._arrays: dict[tuple[str, ...], str] = {}
         self._copy_block = self._cursor.copy(
-            f"COPY staged ({names}) FROM STDIN (FORMAT BINARY)"
+            f"COPY checkins ({_CHECKIN_COLUMNS}) FROM STDIN",
+            writer=_BackgroundWriter(self._cursor),
         )
         self._copy = self._copy_block.__enter__()
-        self._copy.set_types([kind for _, kind in _STAGING_COLUMNS])
 
-    def add(self, outcome: Outcome) -> None:
-        self._ordinal += 1
-        if isinstance(outcome, CheckIn):
-            self._copy.write_row(
-                (
-                    self._ordinal,
-                    outcome.line,
-                    outcome.row_key,
-                    outcome.user,
-                    outcome.checkin_at,
-                    outcome.hours,
-                    outcome.project,
-                    sorted(flag.value for flag in outcome.flags),
-                    sorted(fix.value for fix in outcome.fixes),
-                    outcome.stamp_format.value,
-                    outcome.minute_precision,
-                    None,
-                    None,
-                    None,
-                )
-            )
-        else:
-            self._copy.write_row(
-                (self._ordinal, outcome.line)
-                + (None,) * 9
-                + (outcome.text, outcome.reason.value, outcome.detail)
-            )
+    def add_records(self, records: list[Record]) -> None:
+        if not records:
+            return
+        low = min(record[2] for record in records)
+        high = max(record[2] for record in records)
+        if self._first_stamp is None or low < self._first_stamp:
+            self._first_stamp = low
+        if self._last_stamp is None or high > self._last_stamp:
+            self._last_stamp = high
+        if self._lookups is not None:
+            records = self._drop_stored(records)
+        self._track(records)
+        self._copy.write("".join(self._copy_lines(records)))
+        self._inserted += len(records)
+
+    def add_quarantined(self, rows: list[Quarantined]) -> None:
+        self._quarantined.extend(rows)
 
     def abort(self, error: BaseException) -> None:
         """End the COPY with `error`, so that the server discards what it received."""
         if not self.finished:
             self._copy_block.__exit__(type(error), error, error.__traceback__)
 
-    def finish(self, report: LoadReport, finished_at: dt.datetime) -> tuple[int, int]:
+    def close_lookups(self) -> None:
+        """Close the second connection used to find stored rows."""
+        if self._lookups is not None:
+            self._lookups.close()
+            self._lookups = None
+
+    def finish(self, report: LoadReport, finished_at: dt.datetime) -> None:
         self._copy_block.__exit__(None, None, None)
+        self.close_lookups()
         cursor = self._cursor
-        (load_id,) = cursor.execute(
-            "INSERT INTO loads (source, sha256, started_at, finished_at, rows_read,"
-            " rows_loaded, rows_quarantined, rows_inserted, report)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s) RETURNING id",
+        self._store_quarantined()
+        changed_users = self._restore_seen()
+        retired = 0
+        if self.mode == "snapshot":
+            retired, retired_users = self._retire_missing()
+            changed_users |= retired_users
+        self._update_user_totals(changed_users)
+
+        report.load_id = self.load_id
+        report.rows_inserted = self._inserted
+        report.rows_retired = retired
+        cursor.execute(
+            "UPDATE loads SET finished_at = %s, rows_read = %s, rows_loaded = %s,"
+            " rows_quarantined = %s, rows_inserted = %s, rows_retired = %s,"
+            " report = %s WHERE id = %s",
             (
-                self.source,
-                self.sha256,
-                self.started_at,
                 finished_at,
                 report.rows_read,
                 report.rows_loaded,
                 report.rows_quarantined,
+                report.rows_inserted,
+                report.rows_retired,
                 json.dumps(report.to_dict()),
+                self.load_id,
             ),
-        ).fetchone()
-        cursor.execute(
-            "INSERT INTO checkins (row_key, user_name, checkin_at, hours, project,"
-            " flags, fixes, stamp_format, minute_precision, source_line, load_id)"
-            " SELECT row_key, user_name, checkin_at, hours, project, flags, fixes,"
-            " stamp_format, minute_precision, line, %s"
-            " FROM staged WHERE reason IS NULL ORDER BY ordinal"
-            " ON CONFLICT (row_key) DO NOTHING",
-            (load_id,),
-        )
-        inserted = cursor.rowcount
-        cursor.execute(
-            "INSERT INTO quarantined_rows (load_id, line, raw_text, reason, detail)"
-            " SELECT %s, line, raw_text, reason, detail"
-            " FROM staged WHERE reason IS NOT NULL ORDER BY ordinal",
-            (load_id,),
-        )
-        cursor.execute(
-            "INSERT INTO user_totals"
-            " SELECT user_name, count(*), sum(hours), min(checkin_at), max(checkin_at)"
-            " FROM checkins"
-            " WHERE retired_by IS NULL"
-            " AND user_name IN (SELECT user_name FROM staged WHERE reason IS NULL)"
-            " GROUP BY user_name"
-            " ON CONFLICT (user_name) DO UPDATE SET"
-            " checkins = excluded.checkins, hours = excluded.hours,"
-            " first_checkin_at = excluded.first_checkin_at,"
-            " last_checkin_at = excluded.last_checkin_at"
-        )
-        report.rows_inserted = inserted
-        report.load_id = load_id
-        cursor.execute(
-            "UPDATE loads SET rows_inserted = %s, report = %s WHERE id = %s",
-            (inserted, json.dumps(report.to_dict()), load_id),
         )
         self.finished = True
-        return load_id, inserted
+
+    def _drop_stored(self, records: list[Record]) -> list[Record]:
+        """Remove the records already stored, remembering the stored rows' ids."""
+        windows: dict[str, list[dt.datetime]] = {}
+        for record in records:
+            window = windows.get(record[1])
+            if window is None:
+                windows[record[1]] = [record[10], record[10]]
+            elif record[10] < window[0]:
+                window[0] = record[10]
+            elif record[10] > window[1]:
+                window[1] = record[10]
+        users = list(windows)
+        stored = self._lookups.execute(
+            "SELECT c.id, c.user_name, c.written_at, c.hours, c.project, c.occurrence"
+            " FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[])"
+            "   AS w(user_name, low, high)"
+            " JOIN checkins c ON c.user_name = w.user_name"
+            "  AND c.written_at BETWEEN w.low AND w.high",
+            (
+                users,
+                [windows[user][0] for user in users],
+                [windows[user][1] for user in users],
+            ),
+        ).fetchall()
+        if not stored:
+            return records
+        ids = {tuple(key): row_id for row_id, *key in stored}
+        new = []
+        for record in records:
+            row_id = ids.get((record[1], record[10], record[3], record[4], record[9]))
+            if row_id is None:
+                new.append(record)
+            else:
+                self._seen_ids.append(row_id)
+        return new
+
+    def _track(self, records: list[Record]) -> None:
+        """Add the records to the per-user totals and the load's stamp range."""
+        totals = self._totals
+        for record in records:
+            user, at, hours = record[1], record[2], record[3]
+            total = totals.get(user)
+            if total is None:
+                totals[user] = [1, hours, at, at]
+                continue
+            total[0] += 1
+            total[1] += hours
+            if at < total[2]:
+                total[2] = at
+            elif at > total[3]:
+                total[3] = at
+
+    def _copy_lines(self, records: list[Record]) -> Iterator[str]:
+        names, stamps, hours_texts, arrays = (
+            self._names,
+            self._stamps,
+            self._hours,
+            self._arrays,
+        )
+        load = self._load_text
+        for (
+            line,
+            user,
+            at,
+            hours,
+            project,
+            form,
+            minute,
+            fixes,
+            flags,
+            occ,
+            written_at,
+        ) in records:
+            user_text = names.get(user) or self._escape(user)
+            project_text = names.get(project) or self._escape(project)
+            stamp = stamps.get(at)
+            if stamp is None:
+                if len(stamps) >= _CACHE_LIMIT:
+                    stamps.clear()
+                stamp = stamps[at] = at.isoformat()
+            written = stamp if written_at is at else stamps.get(written_at)
+            if written is None:
+                written = written_at.isoformat()
+            hours_text = hours_texts.get(hours)
+            if hours_text is None:
+                hours_text = hours_texts[hours] = str(hours)
+            flags_text = arrays.get(flags) or self._array(flags)
+            fixes_text = arrays.get(fixes) or self._array(fixes)
+            yield (
+                f"{user_text}\t{stamp}\t{hours_text}\t{project_text}\t{occ}\t"
+                f"{flags_text}\t{fixes_text}\t{form}\t{'t' if minute else 'f'}\t"
+                f"{line}\t{load}\t{written}\n"
+            )
+
+    def _escape(self, name: str) -> str:
+        if len(self._names) >= _CACHE_LIMIT:
+            self._names.clear()
+        escaped = self._names[name] = name.translate(_COPY_ESCAPES)
+        return escaped
+
+    def _array(self, values: tuple[str, ...]) -> str:
+        text = self._arrays[values] = "{" + ",".join(values) + "}"
+        return text
+
+    def _store_quarantined(self) -> None:
+        if not self._quarantined:
+            return
+        with self._cursor.copy(
+            "COPY quarantined_rows (load_id, line, raw_text, reason, detail) FROM STDIN"
+        ) as copy:
+            for row in self._quarantined:
+                copy.write_row(
+                    (
+                        self.load_id,
+                        row.line,
+                        _storable(row.text),
+                        row.reason.value,
+                        _storable(row.detail),
+                    )
+                )
+
+    def _restore_seen(self) -> set[str]:
+        """Keep the seen rows' ids for this load; return users of revived rows.
+
+        A stored row that a snapshot had retired is current again when a
+        later file contains it.
+        """
+        self._cursor.execute(
+            "CREATE TEMP TABLE seen_checkins (id bigint PRIMARY KEY) ON COMMIT DROP"
+        )
+        if not self._seen_ids:
+            return set()
+        with self._cursor.copy("COPY seen_checkins (id) FROM STDIN") as copy:
+            copy.write("".join(f"{row_id}\n" for row_id in set(self._seen_ids)))
+        revived = self._cursor.execute(
+            "UPDATE checkins c SET retired_by = NULL FROM seen_checkins s"
+            " WHERE c.id = s.id AND c.retired_by IS NOT NULL"
+            " RETURNING c.user_name"
+        ).fetchall()
+        return {user for (user,) in revived}
+
+    def _retire_missing(self) -> tuple[int, set[str]]:
+        """Retire current rows in the window that this snapshot does not contain."""
+        window = self.window
+        if window is None:
+            if self._first_stamp is None or self._last_stamp is None:
+                return 0, set()
+            window = (self._first_stamp, self._last_stamp)
+        retired = self._cursor.execute(
+            "UPDATE checkins c SET retired_by = %(load)s"
+            " WHERE c.checkin_at BETWEEN %(low)s AND %(high)s"
+            " AND c.retired_by IS NULL AND c.load_id <> %(load)s"
+            " AND NOT EXISTS (SELECT 1 FROM seen_checkins s WHERE s.id = c.id)"
+            " RETURNING c.user_name",
+            {"load": self.load_id, "low": window[0], "high": window[1]},
+        ).fetchall()
+        return len(retired), {user for (user,) in retired}
+
+    def _update_user_totals(self, changed_users: set[str]) -> None:
+        """Add the new rows to `user_totals`; recount users whose rows changed."""
+        totals = {
+            user: total
+            for user, total in self._totals.items()
+            if user not in changed_users
+        }
+        if totals:
+            users = list(totals)
+            self._cursor.execute(
+                "INSERT INTO user_totals AS t"
+                " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::numeric[],"
+                "   %s::timestamptz[], %s::timestamptz[])"
+                " ON CONFLICT (user_name) DO UPDATE SET"
+                " checkins = t.checkins + excluded.checkins,"
+                " hours = t.hours + excluded.hours,"
+                " first_checkin_at ="
+                "   least(t.first_checkin_at, excluded.first_checkin_at),"
+                " last_checkin_at ="
+                "   greatest(t.last_checkin_at, excluded.last_checkin_at)",
+                [users] + [[totals[user][i] for user in users] for i in range(4)],
+            )
+        changed = sorted(changed_users)
+        if changed:
+            self._cursor.execute(
+                "DELETE FROM user_totals WHERE user_name = ANY(%s)", (changed,)
+            )
+            self._cursor.execute(
+                "INSERT INTO user_totals"
+                " SELECT user_name, count(*), sum(hours), min(checkin_at),"
+                "   max(checkin_at)"
+                " FROM checkins WHERE user_name = ANY(%s) AND retired_by IS NULL"
+                " GROUP BY user_name",
+                (changed,),
+            )

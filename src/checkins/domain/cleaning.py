@@ -1,19 +1,25 @@
 """Cleaning rules: turn raw rows into check-ins or quarantined rows.
 
-Cleaning runs in two steps. `clean_row` validates and normalises one row on its
-own. `clean` then applies the rules that need the whole file: stamps written at
-minute precision take the full-precision stamp of their batch, each row gets
-its identity key, and rows are flagged for a human. Every row read comes out
-exactly once, as a `CheckIn` or as a `Quarantined`.
+Cleaning runs in two steps. `RowCleaner` validates and normalises each row on
+its own. The rules that need all of a person's rows then run person by
+person: a stamp written at minute precision takes the full-precision stamp of
+its batch, identical rows are numbered, and rows are flagged for a human.
+Every row read comes out exactly once, as a check-in or as a `Quarantined`.
+
+The load path works on plain tuples (`Row` and `Record` below) because it
+handles millions of rows; `clean` turns them into `CheckIn` objects for
+library use.
 """
 
+import bisect
 import collections
 import datetime as dt
-import hashlib
-from collections.abc import Iterable, Iterator
-from decimal import Decimal, InvalidOperation
-
-import attrs
+import pickle
+import re
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 
 from checkins.domain.model import (
     CheckIn,
@@ -26,119 +32,238 @@ from checkins.domain.model import (
     StampFormat,
 )
 from checkins.domain.projects import ProjectAliases, normalise_name
-from checkins.domain.timestamps import ParsedStamp, TimestampError, parse_timestamp
+from checkins.domain.timestamps import TimestampError, parse_timestamp
 
 
 MAX_HOURS = Decimal(24)
-_DAY_LIMIT = Decimal(24)
+# Spreadsheets write thirds of an hour with up to 17 significant digits.
+MAX_HOURS_DECIMALS = 20
+MAX_NAME_LENGTH = 200
+
+# Hours are plain decimal numbers: no exponent, no digit separators, ASCII
+# digits only, with a point or a comma before the fraction.
+_HOURS = re.compile(r"[+-]?(?=[.,]?[0-9])[0-9]*(?:[.,](?P<fraction>[0-9]*))?", re.ASCII)
+DAY_LIMIT = Decimal(24)
+
+# A person's activity splits into runs wherever two consecutive active days
+# are more than ISOLATION_GAP apart. A run holding less than ISOLATION_SHARE
+# of the person's rows is flagged isolated_timestamp: it sits far from
+# everything else the person logged, like a batch stamped years off.
+ISOLATION_GAP = dt.timedelta(days=60)
+ISOLATION_SHARE = 0.05
+
+# Caches keyed by raw text are emptied past this many entries, so that a file
+# of unique values cannot grow them without bound.
+_CACHE_LIMIT = 100_000
+_CACHE_KEY_LIMIT = 256
+
+# Row: (line, user, checkin_at, hours, project, stamp_format, minute_precision,
+#       fixes, written_at), the outcome of the rules that look at one row only.
+# written_at is the stamp as the file wrote it, which recovery leaves alone.
+Row = tuple[
+    int, str, dt.datetime, Decimal, str, str, bool, tuple[str, ...], dt.datetime
+]
+
+# Record: (line, user, checkin_at, hours, project, stamp_format,
+#          minute_precision, fixes, flags, occurrence, written_at), ready to store.
+Record = tuple[
+    int,
+    str,
+    dt.datetime,
+    Decimal,
+    str,
+    str,
+    bool,
+    tuple[str, ...],
+    tuple[str, ...],
+    int,
+    dt.datetime,
+]
+
+# A parsed stamp: instant, form, minute precision and the fixes it needed.
+_Stamp = tuple[dt.datetime, StampFormat, bool, tuple[str, ...]]
+
+_MINUTE = dt.timedelta(minutes=1)
+_NO_FIX: tuple[str, ...] = ()
+_USER_FIX = (Fix.USER_NORMALISED.value,)
+_STAMP_FIX = (Fix.TIMESTAMP_NORMALISED.value,)
+_HOURS_FIX = (Fix.HOURS_NORMALISED.value,)
+_RECOVERED_FIX = Fix.PRECISION_RECOVERED.value
+_REPEATED = Flag.REPEATED_ENTRY.value
+_DAY_OVER = Flag.DAY_OVER_24H.value
+_ISOLATED = Flag.ISOLATED_TIMESTAMP.value
 
 
-def clean(
-    rows: Iterable[RawRow], aliases: ProjectAliases | None = None
-) -> Iterator[Outcome]:
-    """Clean `rows` and yield one outcome per row, in the order read.
+class RowCleaner:
+    """Validates and normalises single rows, caching the work on repeated text.
 
-    The rows are held in memory because recovering a stamp and flagging a row
-    both need every row of the same person.
+    Exports repeat the same few users, projects and hours, and every row of a
+    batch shares one stamp, so each distinct text is cleaned once.
     """
-    if aliases is None:
-        aliases = ProjectAliases.shipped()
-    outcomes = [clean_row(row, aliases) for row in rows]
-    checkins = [o for o in outcomes if isinstance(o, CheckIn)]
-    finished = iter(_key_and_flag(_recover_precision(checkins)))
-    for outcome in outcomes:
-        yield next(finished) if isinstance(outcome, CheckIn) else outcome
 
+    def __init__(self, aliases: ProjectAliases | None = None) -> None:
+        self.aliases = ProjectAliases.shipped() if aliases is None else aliases
+        self._users: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._projects: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._hours: dict[
+            str, tuple[Decimal, tuple[str, ...]] | tuple[Reason, str]
+        ] = {}
+        self._stamps: dict[str, _Stamp | str] = {}
 
-def clean_row(row: RawRow, aliases: ProjectAliases) -> Outcome:
-    """Validate and normalise one row on its own."""
-    if row.problem is not None:
-        return _quarantine(row, Reason.MALFORMED_RECORD, row.problem)
+    def clean(self, row: RawRow) -> Row | Quarantined:
+        """Return the cleaned row, or the row quarantined with its reason."""
+        if row.problem is not None:
+            return _quarantine(row, Reason.MALFORMED_RECORD, row.problem)
 
-    # The stamp is parsed first so that its form is counted for every row,
-    # quarantined or not.
-    stamp: ParsedStamp | None = None
-    stamp_problem = "timestamp is empty"
-    if row.timestamp.strip():
+        # The stamp is parsed first so that its form is counted for every row,
+        # quarantined or not.
+        stamp = self._stamps.get(row.timestamp)
+        if stamp is None:
+            stamp = self._parse_stamp(row.timestamp)
+        stamp_format = None if isinstance(stamp, str) else stamp[1]
+
+        user = self._users.get(row.user)
+        if user is None:
+            user = _remember(self._users, row.user, _clean_user(row.user))
+        if type(user[0]) is Reason:
+            return _quarantine(row, user[0], user[1], stamp_format)
+
+        if isinstance(stamp, str):
+            reason = (
+                Reason.INVALID_TIMESTAMP
+                if row.timestamp.strip()
+                else Reason.MISSING_TIMESTAMP
+            )
+            return _quarantine(row, reason, stamp)
+
+        hours = self._hours.get(row.hours)
+        if hours is None:
+            hours = _remember(self._hours, row.hours, _clean_hours(row.hours))
+        if isinstance(hours[0], Reason):
+            return _quarantine(row, hours[0], hours[1], stamp_format)
+
+        project = self._projects.get(row.project)
+        if project is None:
+            project = _remember(
+                self._projects, row.project, _clean_project(row.project, self.aliases)
+            )
+        if type(project[0]) is Reason:
+            return _quarantine(row, project[0], project[1], stamp_format)
+
+        fixes = user[1] + stamp[3] + hours[1] + project[1]
+        return (
+            row.line,
+            user[0],
+            stamp[0],
+            hours[0],
+            project[0],
+            stamp_format.value,
+            stamp[2],
+            fixes,
+            stamp[0],
+        )
+
+    def _parse_stamp(self, text: str) -> "_Stamp | str":
+        if not text.strip():
+            return _remember(self._stamps, text, "timestamp is empty")
         try:
-            stamp = parse_timestamp(row.timestamp)
+            parsed = parse_timestamp(text)
         except TimestampError as error:
-            stamp_problem = str(error)
-    stamp_format = stamp.stamp_format if stamp else None
-    fixes = set()
+            return _remember(self._stamps, text, str(error))
+        normalised = parsed.stamp_format is not StampFormat.ISO or parsed.had_offset
+        stamp = (
+            parsed.instant,
+            parsed.stamp_format,
+            parsed.minute_precision,
+            _STAMP_FIX if normalised else _NO_FIX,
+        )
+        return _remember(self._stamps, text, stamp)
 
-    user = normalise_name(row.user)
+
+def _remember(cache: dict, key: str, value):
+    # Long texts are rare and would make the cache large, so they are not kept.
+    if len(key) > _CACHE_KEY_LIMIT:
+        return value
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _clean_user(text: str) -> tuple[str, tuple[str, ...]] | tuple[Reason, str]:
+    user = normalise_name(text)
     if not user:
-        return _quarantine(row, Reason.MISSING_USER, "user is empty", stamp_format)
-    if user != row.user:
-        fixes.add(Fix.USER_NORMALISED)
+        return Reason.MISSING_USER, "user is empty"
+    problem = _name_problem("user", user)
+    if problem:
+        return Reason.INVALID_USER, problem
+    return user, _USER_FIX if user != text else _NO_FIX
 
-    if stamp is None:
-        reason = (
-            Reason.INVALID_TIMESTAMP
-            if row.timestamp.strip()
-            else Reason.MISSING_TIMESTAMP
-        )
-        return _quarantine(row, reason, stamp_problem)
-    if stamp.stamp_format is not StampFormat.ISO or stamp.had_offset:
-        fixes.add(Fix.TIMESTAMP_NORMALISED)
 
-    hours_or_problem = _parse_hours(row)
-    if isinstance(hours_or_problem, Quarantined):
-        return attrs.evolve(hours_or_problem, stamp_format=stamp_format)
-    hours, hours_fixed = hours_or_problem
-    if hours_fixed:
-        fixes.add(Fix.HOURS_NORMALISED)
-
-    project = normalise_name(row.project)
+def _clean_project(
+    text: str, aliases: ProjectAliases
+) -> tuple[str, tuple[str, ...]] | tuple[Reason, str]:
+    project = normalise_name(text)
     if not project:
-        return _quarantine(
-            row, Reason.MISSING_PROJECT, "project is empty", stamp_format
-        )
-    if project != row.project:
-        fixes.add(Fix.PROJECT_NORMALISED)
+        return Reason.MISSING_PROJECT, "project is empty"
+    problem = _name_problem("project", project)
+    if problem:
+        return Reason.INVALID_PROJECT, problem
+    fixes = _NO_FIX
+    if project != text:
+        fixes = (Fix.PROJECT_NORMALISED.value,)
     canonical = aliases.canonical(project)
     if canonical is not None:
-        project = canonical
-        fixes.add(Fix.PROJECT_ALIAS)
-
-    return CheckIn(
-        line=row.line,
-        user=user,
-        checkin_at=stamp.instant,
-        hours=hours,
-        project=project,
-        stamp_format=stamp.stamp_format,
-        minute_precision=stamp.minute_precision,
-        fixes=frozenset(fixes),
-    )
+        return canonical, fixes + (Fix.PROJECT_ALIAS.value,)
+    return project, fixes
 
 
-def _parse_hours(row: RawRow) -> tuple[Decimal, bool] | Quarantined:
-    text = row.hours.strip()
-    if not text:
-        return _quarantine(row, Reason.MISSING_HOURS, "hours is empty")
+def _name_problem(field: str, name: str) -> str | None:
+    """Describe what makes a normalised name unstorable, or return None."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{field} is {len(name):,} characters long, over {MAX_NAME_LENGTH}"
+    # Control characters, NUL included, never belong in a name; PostgreSQL
+    # cannot store NUL at all. normalise_name has already folded line breaks
+    # and tabs into spaces.
+    for character in name:
+        if unicodedata.category(character) == "Cc":
+            return (
+                f"{field} {_shorten(name)!r} contains the control character "
+                f"U+{ord(character):04X}"
+            )
+    return None
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _clean_hours(
+    text: str,
+) -> tuple[Decimal, tuple[str, ...]] | tuple[Reason, str]:
+    stripped = text.strip()
+    if not stripped:
+        return Reason.MISSING_HOURS, "hours is empty"
+    match = _HOURS.fullmatch(stripped)
+    if match is None:
+        return (
+            Reason.INVALID_HOURS,
+            f"hours {_shorten(text)!r} is not a number such as 7.5",
+        )
+    if len(match["fraction"] or "") > MAX_HOURS_DECIMALS:
+        return (
+            Reason.INVALID_HOURS,
+            f"hours {_shorten(text)!r} has more than {MAX_HOURS_DECIMALS} decimal "
+            "places",
+        )
     # A decimal comma ("7,5") comes from spreadsheets in many locales.
-    fixed = text.count(",") == 1 and "." not in text
-    try:
-        hours = Decimal(text.replace(",", ".") if fixed else text)
-    except InvalidOperation:
-        return _quarantine(
-            row, Reason.INVALID_HOURS, f"hours {row.hours!r} is not a number"
-        )
-    if not hours.is_finite():
-        return _quarantine(
-            row, Reason.INVALID_HOURS, f"hours {row.hours!r} is not a finite number"
-        )
+    comma = "," in stripped
+    hours = Decimal(stripped.replace(",", ".") if comma else stripped)
     if hours <= 0:
-        return _quarantine(
-            row, Reason.HOURS_NOT_POSITIVE, f"hours {row.hours!r} is not above 0"
-        )
+        return Reason.HOURS_NOT_POSITIVE, f"hours {text!r} is not above 0"
     if hours > MAX_HOURS:
-        return _quarantine(
-            row, Reason.HOURS_OVER_24, f"hours {row.hours!r} is over {MAX_HOURS}"
-        )
-    return hours, fixed
+        return Reason.HOURS_OVER_24, f"hours {text!r} is over {MAX_HOURS}"
+    return hours, _HOURS_FIX if comma else _NO_FIX
 
 
 def _quarantine(
@@ -156,77 +281,256 @@ def _quarantine(
     )
 
 
-def _recover_precision(checkins: list[CheckIn]) -> list[CheckIn]:
+def finish_person(rows: list[Row]) -> list[Record]:
+    """Apply the rules that need all of one person's rows, in the order given.
+
+    Minute-precision stamps are recovered from the batch, identical rows are
+    numbered, and rows are flagged.
+    """
+    rows = _recover_precision(rows)
+
+    # Rows of a batch share one stamp, so dates are computed once a stamp.
+    day_of: dict[dt.datetime, dt.date] = {}
+    day_hours: dict[dt.date, Decimal] = {}
+    for row in rows:
+        at = row[2]
+        day = day_of.get(at)
+        if day is None:
+            day = day_of[at] = at.date()
+        day_hours[day] = day_hours.get(day, 0) + row[3]
+    long_days = {day for day, hours in day_hours.items() if hours > DAY_LIMIT}
+    isolated_days = _isolated_days(rows, day_of)
+
+    # Identity numbers identical rows as written, so that it does not depend
+    # on whether another row let this one's stamp be recovered. The
+    # repeated_entry flag compares the cleaned stamps.
+    written: dict[tuple, int] = {}
+    cleaned: set[tuple] = set()
+    records = []
+    append = records.append
+    for row in rows:
+        content = (row[8], row[3], row[4])
+        occurrence = written.get(content, 0)
+        written[content] = occurrence + 1
+        content = (row[2], row[3], row[4])
+        repeated = content in cleaned
+        cleaned.add(content)
+        day = day_of[row[2]]
+        flags = _NO_FIX
+        if repeated or day in long_days or day in isolated_days:
+            if repeated:
+                flags = (_REPEATED,)
+            if day in long_days:
+                flags += (_DAY_OVER,)
+            if day in isolated_days:
+                flags += (_ISOLATED,)
+        append((*row[:8], flags, occurrence, row[8]))
+    return records
+
+
+def _recover_precision(rows: list[Row]) -> list[Row]:
     """Give minute-precision stamps the full stamp of their batch.
 
     A batch of one person shares one stamp. When exactly one distinct
-    full-precision stamp of the same person falls in a row's minute, that stamp
-    is the row's true one; with none or several the row keeps its minute.
+    full-precision stamp of the person falls in a row's minute, that stamp is
+    the row's true one. With none or several, the row keeps its minute.
     """
-    full_stamps: dict[tuple[str, dt.datetime], set[dt.datetime]] = (
-        collections.defaultdict(set)
-    )
-    for checkin in checkins:
-        if not checkin.minute_precision:
-            minute = checkin.checkin_at.replace(second=0, microsecond=0)
-            full_stamps[checkin.user, minute].add(checkin.checkin_at)
-
+    if not any(row[6] for row in rows):
+        return rows
+    full_stamps = sorted({row[2] for row in rows if not row[6]})
     recovered = []
-    for checkin in checkins:
-        candidates = full_stamps.get((checkin.user, checkin.checkin_at), ())
-        if checkin.minute_precision and len(candidates) == 1:
-            (stamp,) = candidates
-            checkin = attrs.evolve(
-                checkin,
-                checkin_at=stamp,
-                minute_precision=False,
-                fixes=checkin.fixes | {Fix.PRECISION_RECOVERED},
-            )
-        recovered.append(checkin)
+    for row in rows:
+        if row[6]:
+            start = bisect.bisect_left(full_stamps, row[2])
+            end = bisect.bisect_left(full_stamps, row[2] + _MINUTE, start)
+            if end - start == 1:
+                row = (
+                    *row[:2],
+                    full_stamps[start],
+                    *row[3:6],
+                    False,
+                    row[7] + (_RECOVERED_FIX,),
+                    row[8],
+                )
+        recovered.append(row)
     return recovered
 
 
-def _key_and_flag(checkins: list[CheckIn]) -> list[CheckIn]:
-    """Give each check-in its row key and its flags."""
-    seen: collections.Counter[tuple[str, dt.datetime, Decimal, str]] = (
-        collections.Counter()
-    )
-    day_hours: collections.Counter[tuple[str, dt.date]] = collections.Counter()
-    for checkin in checkins:
-        day_hours[checkin.user, checkin.checkin_at.date()] += checkin.hours
-
-    keyed = []
-    for checkin in checkins:
-        content = (checkin.user, checkin.checkin_at, checkin.hours, checkin.project)
-        occurrence = seen[content]
-        seen[content] += 1
-        flags = set()
-        if occurrence:
-            flags.add(Flag.REPEATED_ENTRY)
-        if day_hours[checkin.user, checkin.checkin_at.date()] > _DAY_LIMIT:
-            flags.add(Flag.DAY_OVER_24H)
-        keyed.append(
-            attrs.evolve(
-                checkin, flags=frozenset(flags), row_key=row_key(checkin, occurrence)
-            )
-        )
-    return keyed
+def _isolated_days(rows: list[Row], day_of: dict[dt.datetime, dt.date]) -> set[dt.date]:
+    """Return the days of runs of activity far from the rest of the person's."""
+    rows_per_day = collections.Counter(day_of[row[2]] for row in rows)
+    days = sorted(rows_per_day)
+    runs = [[days[0]]] if days else []
+    for previous, day in zip(days, days[1:], strict=False):
+        if day - previous > ISOLATION_GAP:
+            runs.append([day])
+        else:
+            runs[-1].append(day)
+    if len(runs) < 2:
+        return set()
+    isolated = set()
+    for run in runs:
+        if sum(rows_per_day[day] for day in run) < ISOLATION_SHARE * len(rows):
+            isolated.update(run)
+    return isolated
 
 
-def row_key(checkin: CheckIn, occurrence: int) -> bytes:
-    """Return the identity of a row: its cleaned content and its occurrence.
+class Cleaning:
+    """One cleaning run over a file: read every row, then finish person by person.
 
-    `occurrence` counts the identical rows (same person, stamp, hours and
-    project) before this one, so that two genuine identical entries stay two rows
-    while the same row in two overlapping files is stored once.
+    `read` applies the single-row rules and yields quarantined rows as they are
+    found. `people` then applies each person's rules and yields that person's
+    records. Each person's rules need all of that person's rows, so rows wait
+    until the file is read: in memory up to `max_rows_in_memory`, and beyond
+    that in temporary files, one per group of people, so that memory stays
+    flat however large the file. `progress`, when given, is called with the
+    number of rows read so far every 65,536 rows.
     """
-    text = "\x1f".join(
-        (
-            checkin.user,
-            checkin.checkin_at.isoformat(),
-            format(checkin.hours.normalize(), "f"),
-            checkin.project,
-            str(occurrence),
-        )
+
+    PROGRESS_EVERY = 1 << 16
+    MAX_ROWS_IN_MEMORY = 1_000_000
+
+    def __init__(
+        self,
+        aliases: ProjectAliases | None = None,
+        progress: Callable[[int], None] | None = None,
+        *,
+        max_rows_in_memory: int = MAX_ROWS_IN_MEMORY,
+    ) -> None:
+        self.cleaner = RowCleaner(aliases)
+        self.progress = progress
+        self.max_rows_in_memory = max_rows_in_memory
+        self.rows_read = 0
+        self._by_person: dict[str, list[Row]] = collections.defaultdict(list)
+        self._spill: _Spill | None = None
+
+    def read(self, rows: Iterable[RawRow]) -> Iterator[Quarantined]:
+        """Clean each row on its own; yield the quarantined ones."""
+        clean_row = self.cleaner.clean
+        by_person = self._by_person
+        count = self.rows_read
+        held = 0
+        for raw in rows:
+            count += 1
+            if not count % self.PROGRESS_EVERY:
+                if self.progress is not None:
+                    self.progress(count)
+                if held > self.max_rows_in_memory:
+                    self._spill_rows()
+                    held = 0
+            outcome = clean_row(raw)
+            if type(outcome) is tuple:
+                by_person[outcome[1]].append(outcome)
+                held += 1
+            else:
+                yield outcome
+        self.rows_read = count
+
+    def people(self) -> Iterator[list[Record]]:
+        """Yield each person's finished records, in the order people first appear.
+
+        Each person's rows are released once their records are yielded. After
+        a spill, people come group by group instead.
+        """
+        if self._spill is not None:
+            self._spill_rows()
+            spill, self._spill = self._spill, None
+            for group in spill.groups():
+                for rows in group.values():
+                    yield finish_person(rows)
+            return
+        by_person = self._by_person
+        for person in list(by_person):
+            yield finish_person(by_person.pop(person))
+
+    def _spill_rows(self) -> None:
+        if self._spill is None:
+            self._spill = _Spill()
+        self._spill.write(self._by_person)
+        self._by_person.clear()
+
+
+class _Spill:
+    """Rows kept in temporary files, grouped by a hash of the person's name.
+
+    The files are unlinked as soon as they are created, so nothing is left
+    behind when the process ends, however it ends.
+    """
+
+    GROUPS = 64
+
+    def __init__(self) -> None:
+        # The files live until `groups` has read them, past any one block.
+        self._files = [
+            tempfile.TemporaryFile()  # noqa: SIM115
+            for _ in range(self.GROUPS)
+        ]
+
+    def write(self, by_person: dict[str, list[Row]]) -> None:
+        chunks: list[list[Row]] = [[] for _ in range(self.GROUPS)]
+        for person, rows in by_person.items():
+            chunks[hash(person) % self.GROUPS].extend(rows)
+        for file, chunk in zip(self._files, chunks, strict=True):
+            if chunk:
+                pickle.dump(chunk, file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def groups(self) -> Iterator[dict[str, list[Row]]]:
+        """Yield each group's rows by person, then close its file."""
+        for file in self._files:
+            by_person: dict[str, list[Row]] = collections.defaultdict(list)
+            file.seek(0)
+            while True:
+                try:
+                    chunk = pickle.load(file)
+                except EOFError:
+                    break
+                for row in chunk:
+                    by_person[row[1]].append(row)
+            file.close()
+            yield by_person
+
+
+def clean(
+    rows: Iterable[RawRow], aliases: ProjectAliases | None = None
+) -> Iterator[Outcome]:
+    """Clean `rows` and yield one `CheckIn` or `Quarantined` per row, in line order.
+
+    This is the library entry point: it needs no database. Each raw row is a
+    `RawRow(line, text, user, timestamp, hours, project)`.
+    """
+    cleaning = Cleaning(aliases)
+    outcomes: list[Outcome] = list(cleaning.read(rows))
+    for records in cleaning.people():
+        outcomes.extend(to_checkin(record) for record in records)
+    outcomes.sort(key=lambda outcome: outcome.line)
+    yield from outcomes
+
+
+def to_checkin(record: Record) -> CheckIn:
+    """Build the `CheckIn` of a stored-ready record."""
+    (
+        line,
+        user,
+        at,
+        hours,
+        project,
+        stamp_format,
+        minute,
+        fixes,
+        flags,
+        occurrence,
+        written_at,
+    ) = record
+    return CheckIn(
+        line=line,
+        user=user,
+        checkin_at=at,
+        hours=hours,
+        project=project,
+        stamp_format=StampFormat(stamp_format),
+        minute_precision=minute,
+        fixes=frozenset(Fix(fix) for fix in fixes),
+        flags=frozenset(Flag(flag) for flag in flags),
+        occurrence=occurrence,
+        written_at=written_at,
     )
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()

@@ -3,6 +3,7 @@
 import datetime as dt
 import enum
 from decimal import Decimal
+from typing import NamedTuple
 
 import attrs
 
@@ -20,6 +21,7 @@ class Reason(enum.Enum):
 
     MALFORMED_RECORD = "malformed_record"
     MISSING_USER = "missing_user"
+    INVALID_USER = "invalid_user"
     MISSING_TIMESTAMP = "missing_timestamp"
     INVALID_TIMESTAMP = "invalid_timestamp"
     MISSING_HOURS = "missing_hours"
@@ -27,6 +29,7 @@ class Reason(enum.Enum):
     HOURS_NOT_POSITIVE = "hours_not_positive"
     HOURS_OVER_24 = "hours_over_24"
     MISSING_PROJECT = "missing_project"
+    INVALID_PROJECT = "invalid_project"
 
 
 class Fix(enum.Enum):
@@ -41,19 +44,20 @@ class Fix(enum.Enum):
 
 
 class Flag(enum.Enum):
-    """Mark on a loaded row for a human to look at; the row is loaded as is."""
+    """Mark on a loaded row for a human to look at. The row is loaded as is."""
 
     REPEATED_ENTRY = "repeated_entry"
     DAY_OVER_24H = "day_over_24h"
+    ISOLATED_TIMESTAMP = "isolated_timestamp"
 
 
-@attrs.frozen
-class RawRow:
+class RawRow(NamedTuple):
     """One CSV record as read, before any cleaning.
 
-    `line` is the file line on which the record starts, counting the header as
-    line 1. `problem` is set, and the fields are empty, when the record could not
-    be split into the expected columns.
+    `line` is the physical file line on which the record starts, the first
+    line of the file being 1. `problem` is set, and the fields are empty,
+    when the record could not be split into the expected columns. A named
+    tuple rather than an attrs class, because a load builds millions of them.
     """
 
     line: int
@@ -70,9 +74,11 @@ class CheckIn:
     """A cleaned check-in: a person spent `hours` on `project` at `checkin_at`.
 
     `checkin_at` is timezone-aware UTC. `minute_precision` is true when the
-    stamp had no seconds and no batch stamp could replace it. `row_key`
-    identifies the row across loads: equal content at the same position among
-    identical rows gives the same key.
+    stamp had no seconds and no batch stamp could replace it. `written_at` is
+    the stamp as the file wrote it, in UTC and before any recovery.
+    `occurrence` counts the rows before this one in its file with the same
+    person, `written_at`, hours and project. Those five values are the row's
+    identity across loads.
     """
 
     line: int
@@ -84,7 +90,14 @@ class CheckIn:
     minute_precision: bool = False
     fixes: frozenset[Fix] = frozenset()
     flags: frozenset[Flag] = frozenset()
-    row_key: bytes = b""
+    occurrence: int = 0
+    written_at: dt.datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, dt.datetime, Decimal, str, int]:
+        """Return the row's identity across loads."""
+        written_at = self.checkin_at if self.written_at is None else self.written_at
+        return (self.user, written_at, self.hours, self.project, self.occurrence)
 
 
 @attrs.frozen

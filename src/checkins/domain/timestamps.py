@@ -35,6 +35,12 @@ class ParsedStamp:
     had_offset: bool
 
 
+# A stamp with a nine-digit fraction and an offset,
+# "2018-11-26T14:47:36.123456789+08:00", has 35 characters. Longer text is
+# rejected before any pattern runs, which keeps huge fields out of the cache
+# and out of error messages.
+MAX_TIMESTAMP_CHARS = 64
+
 _ISO = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
     r"(?:[ T]+)(?P<hour>\d{1,2}):(?P<minute>\d{2})"
@@ -79,22 +85,33 @@ _RUSSIAN_MONTHS = {
 }
 
 
-@functools.lru_cache(maxsize=65536)
 def parse_timestamp(text: str) -> ParsedStamp:
     """Parse `text` in any supported form into a UTC instant.
 
-    Raises TimestampError, naming the text, when no form matches or the date
-    does not exist. Results are cached because one batch shares one stamp.
+    Runs of white space count as one space. Raises TimestampError, naming the
+    text, when no form matches or the date does not exist.
     """
     stripped = " ".join(text.split())
     if not stripped:
         raise TimestampError("timestamp is empty")
+    if len(stripped) > MAX_TIMESTAMP_CHARS:
+        raise TimestampError(
+            f"timestamp {stripped[:40]!r}... is {len(stripped):,} characters long, "
+            f"over the limit of {MAX_TIMESTAMP_CHARS} for a supported form"
+        )
+    return _parse_stripped(stripped)
 
-    if match := _ISO.fullmatch(stripped):
+
+# Results are cached because one batch shares one stamp. The key is the text
+# with white space folded and at most MAX_TIMESTAMP_CHARS long, so the cache
+# stays small.
+@functools.lru_cache(maxsize=65536)
+def _parse_stripped(text: str) -> ParsedStamp:
+    if match := _ISO.fullmatch(text):
         return _from_iso(match, text)
-    if match := _US.fullmatch(stripped):
+    if match := _US.fullmatch(text):
         return _from_us(match, text)
-    if match := _RUSSIAN.fullmatch(stripped):
+    if match := _RUSSIAN.fullmatch(text):
         return _from_russian(match, text)
     raise TimestampError(
         f"timestamp {text!r} matches no supported form "

@@ -1,23 +1,19 @@
 """The `checkins` command line."""
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 
 import psycopg
 
-from checkins import bootstrap, services
-from checkins.adapters.csv_source import CsvFileSource
+from checkins import bootstrap
+from checkins.adapters.embedded_postgres import EmbeddedPostgresError
+from checkins.entrypoints.data_commands import CommandError, add_data_commands
 from checkins.ports import SourceError
 
 
 logger = logging.getLogger(__name__)
-
-
-class CommandError(Exception):
-    """Raised by a command to exit with a one-line message and status 1."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,12 +28,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"checkins: error: {error}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"checkins: error: database unavailable: {first_line}", file=sys.stderr)
+        print(
+            f"checkins: error: database unavailable: {_first_line(error)}",
+            file=sys.stderr,
+        )
+        return 1
+    except psycopg.Error as error:
+        # A failed statement aborts the transaction, so nothing of the command
+        # was stored.
+        logger.debug("database error", exc_info=error)
+        print(
+            f"checkins: error: database error, nothing stored: {_first_line(error)}",
+            file=sys.stderr,
+        )
+        return 1
+    except EmbeddedPostgresError as error:
+        print(f"checkins: error: embedded PostgreSQL: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("checkins: interrupted", file=sys.stderr)
         return 130
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -51,17 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    load = commands.add_parser("load", help="clean a CSV file and load it")
-    load.add_argument("file", help="path of the check-in CSV export")
-    load.add_argument(
-        "--encoding",
-        help="text encoding of the file, for example cp1251 "
-        "(default: UTF-8, or UTF-16 when the file starts with its byte order mark)",
-    )
-    load.add_argument(
-        "--json", action="store_true", help="print the report as one JSON object"
-    )
-    load.set_defaults(command=_load)
+    add_data_commands(commands)
 
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate.set_defaults(command=_migrate)
@@ -84,22 +89,14 @@ def _build_parser() -> argparse.ArgumentParser:
         default=2,
         help="number of gunicorn worker processes (default: %(default)s)",
     )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="request threads in each worker process (default: %(default)s)",
+    )
     serve.set_defaults(command=_serve)
     return parser
-
-
-def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
-    source = CsvFileSource(arguments.file, encoding=arguments.encoding)
-    # A file that is not a check-in export fails here, before the embedded
-    # server starts or any table is created.
-    services.check_source(source)
-    repository = bootstrap.build_repository(settings)
-    report = services.ingest(source, repository)
-    if arguments.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(report.to_text())
-    return 0
 
 
 def _migrate(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
@@ -119,13 +116,17 @@ def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         raise CommandError(f"invalid --port {arguments.port}: expected 1 to 65535")
     if arguments.workers < 1:
         raise CommandError(f"invalid --workers {arguments.workers}: expected 1 or more")
+    if arguments.threads < 1:
+        raise CommandError(f"invalid --threads {arguments.threads}: expected 1 or more")
     repository = bootstrap.build_repository(settings)
     repository.migrate()
     return run_gunicorn(
+        settings,
         repository.conninfo,
         host=arguments.host,
         port=arguments.port,
         workers=arguments.workers,
+        threads=arguments.threads,
     )
 
 

@@ -1,61 +1,181 @@
-"""The HTTP API: a Falcon WSGI app that serves stored check-ins as JSON.
+"""The HTTP API: a Falcon WSGI app that serves stored check-ins.
 
-Routes:
-
-- ``GET /health``: ``{"status": "ok"}``;
-- ``GET /users``: every user's totals;
-- ``GET /users/{user}/checkins``: one page of a user's check-ins, filtered by
-  ``from`` and ``to`` (inclusive UTC dates), ``project``, ``limit`` and
-  ``cursor``.
-
-Every error is an RFC 9457 problem document (``application/problem+json``).
+docs/api.md describes the contract, and `checkins.entrypoints.openapi`
+contains its OpenAPI document. Every error is an RFC 9457 problem document
+(``application/problem+json``).
 """
 
+import csv
 import datetime as dt
+import hashlib
+import io
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from http import HTTPStatus
 
 import falcon
 import falcon.media
+import orjson
 
 from checkins import services
-from checkins.domain.queries import StoredCheckin, UnknownUserError, UserTotals
+from checkins.domain.queries import (
+    InvalidTimeZoneError,
+    ProjectTotals,
+    QueriesUnavailableError,
+    StoredCheckin,
+    SummaryGroup,
+    UnknownUserError,
+    UserTotals,
+    dumps_json,
+    format_utc,
+)
+from checkins.entrypoints import openapi
+from checkins.entrypoints.http_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from checkins.entrypoints.http_metrics import HttpMetrics
+from checkins.entrypoints.http_middleware import RequestMiddleware
 from checkins.entrypoints.http_params import (
     ParameterError,
+    check_csv_parameters,
     encode_cursor,
     parse_checkin_query,
+    parse_format,
+    parse_summary_query,
+    parse_time_zone,
     show,
 )
 from checkins.ports import CheckinQueries
 
 
+__all__ = ["create_app", "dumps_fast_json", "dumps_json", "format_utc"]
+
 logger = logging.getLogger(__name__)
 
 MEDIA_PROBLEM_JSON = "application/problem+json"
+MEDIA_CSV = "text/csv; charset=utf-8"
 
-_ROUTES = "/health, /users and /users/{user}/checkins"
+# Routes served without a bearer token, for the orchestrator's probes.
+OPEN_PATHS = ("/health", "/ready")
+
+# /ready responds within 2 s, because its check waits at most this long for the
+# database.
+READY_TIMEOUT_SECONDS = 1.0
+
+_ROUTES = (
+    "/health, /ready, /metrics, /openapi.json, /projects, /users, "
+    "/users/{user}/checkins and /users/{user}/summary"
+)
+
+# Responses may differ by token and are revalidated with their ETag each time.
+_CACHE_CONTROL = "private, no-cache"
+_CSV_COLUMNS = ("id", "user", "checkin_at", "hours", "project", "flags")
 
 
-def create_app(queries: CheckinQueries) -> falcon.App:
-    """Build the WSGI app that serves the check-ins that `queries` read."""
-    app = falcon.App(media_type=falcon.MEDIA_JSON)
+def create_app(
+    queries: CheckinQueries,
+    *,
+    time_zone: str = "UTC",
+    token_hashes: Iterable[bytes] = (),
+    etags: bool = True,
+) -> falcon.App:
+    """Build the WSGI app that serves the check-ins that `queries` read.
 
-    json_handler = falcon.media.JSONHandler(dumps=dumps_json, loads=json.loads)
+    `time_zone` is the default of the summary's tz parameter. With
+    `token_hashes`, every route but /health and /ready needs a bearer token
+    whose SHA-256 is among them. With `etags`, responses carry an ETag and
+    conditional requests may get 304.
+    """
+    parse_time_zone("CHECKINS_TIMEZONE", time_zone)
+    metrics = HttpMetrics(queries.pool_stats)
+    app = falcon.App(
+        media_type=falcon.MEDIA_JSON,
+        middleware=[RequestMiddleware(metrics, token_hashes, OPEN_PATHS)],
+    )
+
+    json_handler = falcon.media.JSONHandler(dumps=dumps_fast_json, loads=json.loads)
     app.resp_options.media_handlers.update(
         {falcon.MEDIA_JSON: json_handler, MEDIA_PROBLEM_JSON: json_handler}
     )
 
+    cache = _Validator(queries, etags)
     app.add_route("/health", Health())
-    app.add_route("/users", Users(queries))
-    app.add_route("/users/{user}/checkins", UserCheckins(queries))
+    app.add_route("/ready", Ready(queries))
+    app.add_route("/metrics", Metrics(metrics))
+    app.add_route("/openapi.json", OpenApi())
+    app.add_route("/projects", Projects(queries, cache))
+    app.add_route("/users", Users(queries, cache))
+    app.add_route("/users/{user}/checkins", UserCheckins(queries, cache))
+    app.add_route("/users/{user}/summary", UserSummary(queries, cache, time_zone))
 
     app.add_error_handler(Exception, _handle_unexpected_error)
     app.add_error_handler(UnknownUserError, _handle_unknown_user)
     app.add_error_handler(ParameterError, _handle_invalid_parameter)
+    app.add_error_handler(InvalidTimeZoneError, _handle_invalid_time_zone)
+    app.add_error_handler(QueriesUnavailableError, _handle_unavailable)
     app.set_error_serializer(_serialize_problem)
     return app
+
+
+class _Validator:
+    """ETags for responses, built from the data version and the request.
+
+    The data version is the id of the latest load, so a tag changes whenever a
+    load commits, and a conditional request costs one index lookup.
+    """
+
+    def __init__(self, queries: CheckinQueries, enabled: bool) -> None:
+        self._queries = queries
+        self.enabled = enabled
+
+    def not_modified(
+        self, req: falcon.Request, resp: falcon.Response, representation: str
+    ) -> bool:
+        """Set 304 and return True when If-None-Match has the current tag.
+
+        The version read for the check is kept in `req.context.data_version`,
+        or None when tags are off or the request has no If-None-Match.
+        """
+        req.context.data_version = None
+        if not self.enabled or not req.if_none_match:
+            return False
+        version = self._queries.data_version()
+        req.context.data_version = version
+        tag = self.tag(req, representation, version)
+        if any(given in ("*", tag) for given in req.if_none_match):
+            resp.status = falcon.HTTP_304
+            self.label(req, resp, representation, version)
+            return True
+        return False
+
+    def label(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        representation: str,
+        version: int | None = None,
+    ) -> None:
+        """Set the response's ETag and caching headers.
+
+        The version is `version`, else the one `not_modified` read, else the
+        current one.
+        """
+        if not self.enabled:
+            return
+        if version is None:
+            version = req.context.data_version
+        if version is None:
+            version = self._queries.data_version()
+        resp.etag = self.tag(req, representation, version)
+        resp.cache_control = (_CACHE_CONTROL,)
+
+    @staticmethod
+    def tag(req: falcon.Request, representation: str, version: int) -> str:
+        """Return the entity tag of `representation` of the request's URL."""
+        digest = hashlib.blake2b(
+            f"{representation} {req.relative_uri}".encode(), digest_size=8
+        ).hexdigest()
+        return f"v{version}-{digest}"
 
 
 class Health:
@@ -66,89 +186,220 @@ class Health:
         resp.media = {"status": "ok"}
 
 
-class Users:
-    """Every user with stored check-ins, with their totals."""
+class Ready:
+    """Readiness check: whether the database answers a query now."""
 
     def __init__(self, queries: CheckinQueries) -> None:
         self._queries = queries
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Respond 200 when the database answers within 1 s, else 503."""
+        self._queries.check(timeout=READY_TIMEOUT_SECONDS)
+        resp.media = {"status": "ready"}
+
+
+class Metrics:
+    """The process's metrics in the Prometheus text format."""
+
+    def __init__(self, metrics: HttpMetrics) -> None:
+        self._metrics = metrics
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Respond with the current request counts, latencies and pool figures."""
+        resp.content_type = METRICS_CONTENT_TYPE
+        resp.data = self._metrics.render()
+
+
+class OpenApi:
+    """The API's OpenAPI 3.1 document."""
+
+    def __init__(self) -> None:
+        self._body = json.dumps(openapi.DOCUMENT, ensure_ascii=False).encode()
+        self._tag = hashlib.blake2b(self._body, digest_size=8).hexdigest()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Respond with the document, or 304 when If-None-Match has its tag."""
+        resp.etag = self._tag
+        if req.if_none_match and any(
+            given in ("*", self._tag) for given in req.if_none_match
+        ):
+            resp.status = falcon.HTTP_304
+            return
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._body
+
+
+class Users:
+    """Every user with stored check-ins, with their totals."""
+
+    def __init__(self, queries: CheckinQueries, cache: _Validator) -> None:
+        self._queries = queries
+        self._cache = cache
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Respond with every user's totals, ordered by user name."""
+        if self._cache.not_modified(req, resp, "json"):
+            return
+        self._cache.label(req, resp, "json")
         totals = services.list_users(self._queries)
         resp.media = {"users": [_user_totals_document(t) for t in totals]}
 
 
-class UserCheckins:
-    """One user's check-ins, a page at a time, ordered by stamp and then id."""
+class Projects:
+    """Every project with current check-ins, with its totals."""
 
-    def __init__(self, queries: CheckinQueries) -> None:
+    def __init__(self, queries: CheckinQueries, cache: _Validator) -> None:
         self._queries = queries
+        self._cache = cache
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Respond with every project's check-ins, hours and number of users."""
+        if self._cache.not_modified(req, resp, "json"):
+            return
+        self._cache.label(req, resp, "json")
+        totals = services.list_projects(self._queries)
+        resp.media = {"projects": [_project_document(t) for t in totals]}
+
+
+class UserCheckins:
+    """One user's check-ins, ordered by stamp and then id.
+
+    JSON comes a page at a time; CSV, with `Accept: text/csv` or `format=csv`,
+    has every selected row in one streamed response.
+    """
+
+    def __init__(self, queries: CheckinQueries, cache: _Validator) -> None:
+        self._queries = queries
+        self._cache = cache
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user: str) -> None:
-        """Respond with the page of check-ins that the query parameters select."""
+        """Respond with the check-ins that the query parameters select."""
+        representation = _representation(req)
+        if representation == "csv":
+            check_csv_parameters(req.params)
         query = parse_checkin_query(user, req.params)
         # PostgreSQL text cannot contain NUL, so no stored user name has one.
         if "\x00" in query.user:
             raise UnknownUserError(query.user)
-        page = services.user_checkins(self._queries, query)
+        resp.vary = ("Accept",)
+        if self._cache.not_modified(req, resp, representation):
+            return
+
+        if representation == "csv":
+            pages = services.export_checkins(self._queries, query)
+            self._cache.label(req, resp, representation)
+            resp.content_type = MEDIA_CSV
+            resp.stream = _csv_lines(pages)
+            return
+
+        # The version is read before the rows, so a load in between leaves an
+        # older tag on newer rows, which only costs the client a full response.
+        self._cache.label(req, resp, representation)
+        page = services.render_user_checkins(self._queries, query)
         next_position = page.next_position
+        cursor = None if next_position is None else encode_cursor(next_position)
+        # The rows arrive as JSON from the query layer; only the envelope is
+        # written here.
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(
+            {
+                "user": query.user,
+                "checkins": orjson.Fragment(page.checkins_json),
+                "next_cursor": cursor,
+            }
+        )
+
+
+class UserSummary:
+    """One user's check-ins and hours per day, ISO week, month or project."""
+
+    def __init__(
+        self, queries: CheckinQueries, cache: _Validator, time_zone: str
+    ) -> None:
+        self._queries = queries
+        self._cache = cache
+        self._time_zone = time_zone
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user: str) -> None:
+        """Respond with the groups of the user's check-ins that the parameters set."""
+        query = parse_summary_query(user, req.params, self._time_zone)
+        if "\x00" in query.user:
+            raise UnknownUserError(query.user)
+        if self._cache.not_modified(req, resp, "json"):
+            return
+        self._cache.label(req, resp, "json")
+        groups = services.summarize(self._queries, query)
         resp.media = {
             "user": query.user,
-            "checkins": [_checkin_document(checkin) for checkin in page.checkins],
-            "next_cursor": (
-                None if next_position is None else encode_cursor(next_position)
-            ),
+            "by": query.by.value,
+            "tz": query.time_zone,
+            "from": None if query.first_day is None else query.first_day.isoformat(),
+            "to": None if query.last_day is None else query.last_day.isoformat(),
+            "groups": [_group_document(group) for group in groups],
         }
 
 
-def dumps_json(value: object) -> str:
-    """Serialise `value` as JSON, with Decimal and datetime values included.
+def dumps_fast_json(value: object) -> bytes:
+    """Serialise `value` as compact UTF-8 JSON, as `dumps_json` does, with orjson.
 
-    A Decimal is written as a JSON number with all its digits, never as a
-    string. A timezone-aware datetime is written in UTC as ISO 8601 with a Z
-    suffix. Raises TypeError for types that JSON has no form for, and
-    ValueError for NaN, infinities and naive datetimes.
+    Decimals keep every digit and stamps are written in UTC with a Z suffix.
+    Raises TypeError (orjson.JSONEncodeError) for values that JSON has no form
+    for, non-finite Decimals included.
     """
-    parts: list[str] = []
-    _write_json(value, parts)
-    return "".join(parts)
+    return orjson.dumps(
+        value, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME
+    )
 
 
-def format_utc(stamp: dt.datetime) -> str:
-    """Format a timezone-aware `stamp` in UTC as ISO 8601 with a Z suffix."""
-    if stamp.tzinfo is None:
-        raise ValueError(f"stamp {stamp.isoformat()} has no time zone")
-    text = stamp.astimezone(dt.UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
-
-
-def _write_json(value: object, parts: list[str]) -> None:
-    if isinstance(value, dict):
-        parts.append("{")
-        for index, (key, item) in enumerate(value.items()):
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be strings, got {key!r}")
-            if index:
-                parts.append(", ")
-            parts.append(json.dumps(key, ensure_ascii=False))
-            parts.append(": ")
-            _write_json(item, parts)
-        parts.append("}")
-    elif isinstance(value, list | tuple):
-        parts.append("[")
-        for index, item in enumerate(value):
-            if index:
-                parts.append(", ")
-            _write_json(item, parts)
-        parts.append("]")
-    elif isinstance(value, Decimal):
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"JSON has no number for {value}")
-        parts.append(format(value, "f"))
-    elif isinstance(value, dt.datetime):
-        parts.append(json.dumps(format_utc(value)))
-    else:
-        parts.append(json.dumps(value, ensure_ascii=False, allow_nan=False))
+        return orjson.Fragment(format(value, "f"))
+    if isinstance(value, dt.datetime):
+        return format_utc(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} value {value!r} as JSON")
+
+
+def _representation(req: falcon.Request) -> str:
+    """Return csv or json: the format parameter, else the Accept header."""
+    chosen = parse_format(req.params)
+    if chosen is not None:
+        return chosen
+    accept = req.accept
+    if "text/csv" not in accept:
+        return "json"
+    preferred = req.client_prefers((falcon.MEDIA_JSON, "text/csv"))
+    return "csv" if preferred == "text/csv" else "json"
+
+
+def _csv_lines(pages: Iterator[list[StoredCheckin]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_CSV_COLUMNS)
+    try:
+        for page in pages:
+            for checkin in page:
+                writer.writerow(
+                    (
+                        checkin.id,
+                        checkin.user,
+                        format_utc(checkin.checkin_at),
+                        format(checkin.hours, "f"),
+                        checkin.project,
+                        ";".join(checkin.flags),
+                    )
+                )
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    except QueriesUnavailableError:
+        # The status line is sent already: ending the stream early is the only
+        # signal left, and the client sees an incomplete chunked body.
+        logger.warning("CSV export stopped: the database became unavailable")
+        raise
+    if buffer.tell():
+        yield buffer.getvalue().encode()
 
 
 def _user_totals_document(totals: UserTotals) -> dict[str, object]:
@@ -161,15 +412,17 @@ def _user_totals_document(totals: UserTotals) -> dict[str, object]:
     }
 
 
-def _checkin_document(checkin: StoredCheckin) -> dict[str, object]:
+def _project_document(totals: ProjectTotals) -> dict[str, object]:
     return {
-        "id": checkin.id,
-        "user": checkin.user,
-        "checkin_at": checkin.checkin_at,
-        "hours": checkin.hours,
-        "project": checkin.project,
-        "flags": list(checkin.flags),
+        "project": totals.project,
+        "checkins": totals.checkins,
+        "hours": totals.hours,
+        "users": totals.users,
     }
+
+
+def _group_document(group: SummaryGroup) -> dict[str, object]:
+    return {"group": group.key, "checkins": group.checkins, "hours": group.hours}
 
 
 def _handle_unknown_user(
@@ -192,9 +445,35 @@ def _handle_invalid_parameter(
     raise falcon.HTTPBadRequest(description=str(error))
 
 
+def _handle_invalid_time_zone(
+    req: falcon.Request,
+    resp: falcon.Response,
+    error: InvalidTimeZoneError,
+    params: dict[str, str],
+) -> None:
+    raise falcon.HTTPBadRequest(
+        description=f"invalid query parameter tz={show(error.name)}: the database "
+        "does not know this time zone; expected an IANA time zone name, such as "
+        "UTC or Asia/Manila"
+    )
+
+
+def _handle_unavailable(
+    req: falcon.Request,
+    resp: falcon.Response,
+    error: QueriesUnavailableError,
+    params: dict[str, str],
+) -> None:
+    raise falcon.HTTPServiceUnavailable(
+        description=f"{error}; try again later", retry_after=1
+    )
+
+
 def _handle_unexpected_error(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, str]
 ) -> None:
+    if isinstance(error, falcon.HTTPError):
+        raise error
     logger.exception(
         "unexpected error in %s %s", req.method, show(req.path), exc_info=error
     )

@@ -3,13 +3,15 @@
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import re
 import struct
+import zoneinfo
 from collections.abc import Mapping
 
 from checkins.domain.projects import normalise_name
-from checkins.domain.queries import CheckinQuery, Position
+from checkins.domain.queries import CheckinQuery, Grouping, Position, SummaryQuery
 
 
 DEFAULT_LIMIT = 100
@@ -24,6 +26,10 @@ _MAX_SHOWN = 80
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# IANA names are ASCII letters, digits, "_", "-" and "+" in parts joined by "/".
+_TIME_ZONE = re.compile(r"[A-Za-z0-9_+-]{1,30}(/[A-Za-z0-9_+-]{1,30}){0,3}")
+_GROUPINGS = ", ".join(grouping.value for grouping in Grouping)
+FORMATS = ("json", "csv")
 
 # A cursor is a version byte, the stamp in microseconds since the Unix epoch
 # and the row id, then a checksum of those, all in unpadded URL-safe base64.
@@ -65,18 +71,7 @@ def parse_checkin_query(user: str, params: QueryParams) -> CheckinQuery:
     Parameters other than from, to, project, limit and cursor are ignored.
     Raises ParameterError naming the first invalid parameter.
     """
-    text = single_value(params, "from")
-    first_day = None if text is None else parse_date("from", text)
-
-    text = single_value(params, "to")
-    last_day = None if text is None else parse_date("to", text)
-
-    if first_day is not None and last_day is not None and first_day > last_day:
-        raise ParameterError(
-            "from",
-            f"invalid query parameters: from={first_day} is after to={last_day}; "
-            "expected from on or before to",
-        )
+    first_day, last_day = _parse_days(params)
 
     text = single_value(params, "project")
     project = None if text is None else parse_project(text)
@@ -225,3 +220,92 @@ def _checksum(payload: bytes) -> bytes:
     return hashlib.blake2b(
         payload, digest_size=_CURSOR_CHECKSUM_SIZE, person=_CURSOR_CHECKSUM_PERSON
     ).digest()
+
+
+def parse_summary_query(
+    user: str, params: QueryParams, default_time_zone: str
+) -> SummaryQuery:
+    """Build the summary query for one user from the request's parameters.
+
+    `by` is required; `tz` defaults to `default_time_zone`. Parameters other
+    than by, tz, from and to are ignored. Raises ParameterError naming the
+    first invalid parameter.
+    """
+    text = single_value(params, "by")
+    if text is None:
+        raise ParameterError(
+            "by", f"missing query parameter by: expected one of {_GROUPINGS}"
+        )
+    try:
+        by = Grouping(text)
+    except ValueError:
+        raise ParameterError(
+            "by",
+            f"invalid query parameter by={show(text)}: expected one of {_GROUPINGS}",
+        ) from None
+
+    text = single_value(params, "tz")
+    time_zone = default_time_zone if text is None else parse_time_zone("tz", text)
+
+    first_day, last_day = _parse_days(params)
+    return SummaryQuery(
+        user=normalise_name(user),
+        by=by,
+        time_zone=time_zone,
+        first_day=first_day,
+        last_day=last_day,
+    )
+
+
+def parse_time_zone(name: str, text: str) -> str:
+    """Check that `text` is an IANA time zone name, such as Asia/Manila."""
+    if not (_TIME_ZONE.fullmatch(text) and text in _time_zone_names()):
+        raise ParameterError(
+            name,
+            f"invalid query parameter {name}={show(text)}: expected an IANA time "
+            "zone name, such as UTC or Asia/Manila",
+        )
+    return text
+
+
+def parse_format(params: QueryParams) -> str | None:
+    """Return the `format` parameter, json or csv, or None when it is absent."""
+    text = single_value(params, "format")
+    if text is None or text in FORMATS:
+        return text
+    raise ParameterError(
+        "format",
+        f"invalid query parameter format={show(text)}: expected json or csv",
+    )
+
+
+def check_csv_parameters(params: QueryParams) -> None:
+    """Reject the paging parameters, which a CSV export, holding every row, lacks."""
+    for name in ("limit", "cursor"):
+        if name in params:
+            raise ParameterError(
+                name,
+                f"query parameter {name} applies to JSON pages only, and the CSV "
+                f"export has every selected row; leave {name} out or ask for JSON",
+            )
+
+
+def _parse_days(params: QueryParams) -> tuple[dt.date | None, dt.date | None]:
+    text = single_value(params, "from")
+    first_day = None if text is None else parse_date("from", text)
+
+    text = single_value(params, "to")
+    last_day = None if text is None else parse_date("to", text)
+
+    if first_day is not None and last_day is not None and first_day > last_day:
+        raise ParameterError(
+            "from",
+            f"invalid query parameters: from={first_day} is after to={last_day}; "
+            "expected from on or before to",
+        )
+    return first_day, last_day
+
+
+@functools.cache
+def _time_zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())

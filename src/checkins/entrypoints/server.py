@@ -4,7 +4,8 @@ import logging
 
 import gunicorn.app.base
 
-from checkins.adapters.postgres_queries import PostgresCheckinQueries
+from checkins.bootstrap import Settings
+from checkins.entrypoints import gunicorn_config
 
 
 logger = logging.getLogger(__name__)
@@ -13,7 +14,10 @@ logger = logging.getLogger(__name__)
 class _CheckinsApplication(gunicorn.app.base.BaseApplication):
     """A gunicorn application whose workers each open their own connection pool."""
 
-    def __init__(self, database_url: str, options: dict[str, object]) -> None:
+    def __init__(
+        self, settings: Settings, database_url: str, options: dict[str, object]
+    ) -> None:
+        self.settings = settings
         self.database_url = database_url
         self.options = options
         super().__init__()
@@ -23,20 +27,36 @@ class _CheckinsApplication(gunicorn.app.base.BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from checkins.entrypoints.http import create_app
+        from checkins.entrypoints.wsgi import build_app
 
-        return create_app(PostgresCheckinQueries(self.database_url))
+        return build_app(self.settings, self.database_url)
 
 
-def run_gunicorn(database_url: str, *, host: str, port: int, workers: int) -> int:
-    """Serve the app on `host`:`port` until stopped; return the exit status."""
-    options = {
-        "bind": f"{host}:{port}",
+def run_gunicorn(
+    settings: Settings,
+    database_url: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+) -> int:
+    """Serve the app on `host`:`port` until stopped; return the exit status.
+
+    The options are those of `checkins.entrypoints.gunicorn_config`, with the
+    address, workers and threads given here.
+    """
+    options = gunicorn_config.options() | {
+        "bind": [f"{host}:{port}"],
         "workers": workers,
-        "timeout": 30,
-        "graceful_timeout": 30,
-        "accesslog": "-",
+        "threads": threads,
     }
-    logger.info("serving on http://%s:%d with %d workers", host, port, workers)
-    _CheckinsApplication(database_url, options).run()
+    logger.info(
+        "serving on http://%s:%d with %d workers of %d threads",
+        host,
+        port,
+        workers,
+        threads,
+    )
+    _CheckinsApplication(settings, database_url, options).run()
     return 0

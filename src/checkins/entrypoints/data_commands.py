@@ -1,0 +1,337 @@
+"""The command-line commands that read files and loads: load, loads, report, clean."""
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from checkins import bootstrap, services
+from checkins.adapters.csv_source import CsvFileSource
+from checkins.domain.model import CheckIn, Quarantined
+from checkins.domain.report import LoadReport, format_report
+from checkins.domain.timestamps import TimestampError, parse_timestamp
+from checkins.ports import SourceError
+
+
+logger = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """Raised by a command to exit with a one-line message and status 1."""
+
+
+def add_data_commands(commands: argparse._SubParsersAction) -> None:
+    """Add the load, loads, report and clean commands to the parser."""
+    load = commands.add_parser(
+        "load",
+        help="clean CSV files and load them",
+        description=(
+            "Clean each file and load it in its own transaction. A folder stands "
+            "for the .csv files in it, in name order. When several files are "
+            "given, those already loaded (same SHA-256) are skipped; a single "
+            "file is always loaded, and its rows already stored are not added "
+            "again."
+        ),
+    )
+    load.add_argument("paths", nargs="+", metavar="PATH", help="CSV file or folder")
+    _add_encoding(load)
+    load.add_argument(
+        "--mode",
+        choices=services.LOAD_MODES,
+        default="append",
+        help="append: add the rows not yet stored (default). snapshot: also "
+        "retire stored rows inside the file's window that the file lacks",
+    )
+    load.add_argument(
+        "--window",
+        nargs=2,
+        metavar=("FROM", "TO"),
+        help="window of a snapshot load, as dates (YYYY-MM-DD, inclusive) or "
+        "stamps; default: the file's first and last stamps",
+    )
+    load.add_argument(
+        "--json", action="store_true", help="print each report as one JSON line"
+    )
+    load.set_defaults(command=_load)
+
+    loads = commands.add_parser("loads", help="list the history of loads")
+    loads.add_argument("--json", action="store_true", help="print JSON lines")
+    loads.set_defaults(command=_loads)
+
+    report = commands.add_parser(
+        "report", help="print the quality report of a load from the database"
+    )
+    report.add_argument(
+        "--load", type=int, metavar="ID", help="load id (default: the latest load)"
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.set_defaults(command=_report)
+
+    clean = commands.add_parser(
+        "clean", help="clean a CSV file into clean and rejected rows, no database"
+    )
+    clean.add_argument("path", metavar="FILE", help="CSV file to clean")
+    clean.add_argument(
+        "--output",
+        required=True,
+        metavar="CLEAN.csv",
+        help="where to write the cleaned rows, with their flags",
+    )
+    clean.add_argument(
+        "--rejects",
+        required=True,
+        metavar="REJECTS.csv",
+        help="where to write the quarantined rows: line, reason, detail, raw text",
+    )
+    _add_encoding(clean)
+    clean.add_argument("--json", action="store_true", help="print the report as JSON")
+    clean.set_defaults(command=_clean)
+
+
+def _add_encoding(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoding",
+        help="text encoding of the file, for example cp1251 "
+        "(default: UTF-8, or UTF-16 when the file starts with its byte order mark)",
+    )
+
+
+def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
+    files = _expand_paths(arguments.paths)
+    window = _parse_window(arguments.window) if arguments.window else None
+    if window and arguments.mode != "snapshot":
+        raise CommandError("--window applies to --mode snapshot only")
+    sources = [CsvFileSource(path, encoding=arguments.encoding) for path in files]
+    # Files that are not check-in exports fail here, before the embedded
+    # server starts or any table is created.
+    for source in sources:
+        services.check_source(source)
+
+    repository = bootstrap.build_repository(settings)
+    loaded = repository.loaded_sha256s() if len(sources) > 1 else set()
+    for source in sources:
+        sha256 = source.sha256()
+        if sha256 in loaded:
+            _print_skipped(source, sha256, arguments.json)
+            continue
+        with Progress(f"loading {source.name}") as progress:
+            report = services.ingest(
+                source,
+                repository,
+                mode=arguments.mode,
+                window=window,
+                progress=progress.update,
+            )
+        loaded.add(sha256)
+        _print_report(report, arguments.json)
+    return 0
+
+
+def _expand_paths(paths: list[str]) -> list[Path]:
+    files = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
+            if not found:
+                raise CommandError(f"{path}: folder contains no .csv file")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def _parse_window(values: list[str]) -> tuple[dt.datetime, dt.datetime]:
+    low = _parse_bound(values[0], end=False)
+    high = _parse_bound(values[1], end=True)
+    if low > high:
+        raise CommandError(f"invalid --window: {values[0]} is after {values[1]}")
+    return low, high
+
+
+def _parse_bound(text: str, *, end: bool) -> dt.datetime:
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        try:
+            return parse_timestamp(text).instant
+        except TimestampError:
+            raise CommandError(
+                f"invalid --window bound {text!r}: expected a date as YYYY-MM-DD "
+                "or a timestamp such as 2018-11-26T14:47:36Z"
+            ) from None
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    if end:
+        return start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return start
+
+
+def _print_skipped(source: CsvFileSource, sha256: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"source": source.name, "sha256": sha256, "skipped": True}))
+    else:
+        print(f"skipped {source.name}: already loaded (sha256 {sha256[:12]})")
+
+
+def _print_report(report: LoadReport, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(format_report(report.to_dict()))
+
+
+def _loads(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
+    loads = bootstrap.build_repository(settings).list_loads()
+    if arguments.json:
+        for load in loads:
+            print(
+                json.dumps(
+                    {
+                        "id": load.id,
+                        "source": load.source,
+                        "sha256": load.sha256,
+                        "mode": load.mode,
+                        "started_at": load.started_at.isoformat(),
+                        "seconds": _seconds(load),
+                        "rows_read": load.rows_read,
+                        "rows_loaded": load.rows_loaded,
+                        "rows_quarantined": load.rows_quarantined,
+                        "rows_inserted": load.rows_inserted,
+                        "rows_retired": load.rows_retired,
+                    }
+                )
+            )
+        return 0
+    if not loads:
+        print("no loads yet")
+        return 0
+    print(
+        f"{'id':>4}  {'started (UTC)':<19}  {'seconds':>8}  {'mode':<8}  "
+        f"{'read':>10}  {'loaded':>10}  {'new':>10}  {'quarantined':>11}  "
+        f"{'retired':>8}  source"
+    )
+    for load in loads:
+        started = load.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{load.id:>4}  {started:<19}  {_seconds(load):>8.2f}  {load.mode:<8}  "
+            f"{load.rows_read:>10,}  {load.rows_loaded:>10,}  "
+            f"{load.rows_inserted:>10,}  {load.rows_quarantined:>11,}  "
+            f"{load.rows_retired:>8,}  {load.source}"
+        )
+    return 0
+
+
+def _seconds(load) -> float:
+    if load.finished_at is None:
+        return 0.0
+    return (load.finished_at - load.started_at).total_seconds()
+
+
+def _report(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
+    report = bootstrap.build_repository(settings).load_report(arguments.load)
+    if report is None:
+        if arguments.load is None:
+            raise CommandError("no loads yet: run `checkins load FILE` first")
+        raise CommandError(
+            f"load {arguments.load} not found; `checkins loads` lists the loads"
+        )
+    if arguments.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _clean(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
+    source = CsvFileSource(arguments.path, encoding=arguments.encoding)
+    services.check_source(source)
+    checkins: list[CheckIn] = []
+    rejected: list[Quarantined] = []
+    with Progress(f"cleaning {source.name}") as progress:
+        report = services.clean_source(
+            source, checkins.append, rejected.append, progress=progress.update
+        )
+    checkins.sort(key=lambda checkin: checkin.line)
+    rejected.sort(key=lambda row: row.line)
+    with _open_output(arguments.output) as file:
+        _write_checkins(file, checkins)
+    with _open_output(arguments.rejects) as file:
+        _write_rejects(file, rejected)
+    _print_report(report, arguments.json)
+    return 0
+
+
+def _open_output(path: str) -> TextIO:
+    try:
+        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as error:
+        raise CommandError(f"{path}: cannot write: {error.strerror}") from None
+
+
+def _write_checkins(file: TextIO, checkins: list[CheckIn]) -> None:
+    writer = csv.writer(file)
+    writer.writerow(["user", "timestamp", "hours", "project", "flags", "line"])
+    for checkin in checkins:
+        writer.writerow(
+            [
+                checkin.user,
+                checkin.checkin_at.isoformat().replace("+00:00", "Z"),
+                checkin.hours,
+                checkin.project,
+                ";".join(sorted(flag.value for flag in checkin.flags)),
+                checkin.line,
+            ]
+        )
+
+
+def _write_rejects(file: TextIO, rows: list[Quarantined]) -> None:
+    writer = csv.writer(file)
+    writer.writerow(["line", "reason", "detail", "raw_text"])
+    for row in rows:
+        writer.writerow([row.line, row.reason.value, row.detail, row.text])
+
+
+class Progress:
+    """A progress line for long reads: a live line on a terminal, else log lines.
+
+    On a terminal the line is redrawn on standard error; otherwise a log line
+    is written at most every LOG_SECONDS, so that logs stay short.
+    """
+
+    LOG_SECONDS = 10.0
+
+    def __init__(self, title: str, stream: TextIO | None = None) -> None:
+        self.title = title
+        self.stream = sys.stderr if stream is None else stream
+        self.live = self.stream.isatty()
+        self.started = time.monotonic()
+        self.last_log = self.started
+        self.drawn = False
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def update(self, rows: int) -> None:
+        """Show that `rows` rows have been read."""
+        now = time.monotonic()
+        rate = rows / max(now - self.started, 1e-9)
+        if self.live:
+            self.stream.write(f"\r{self.title}: {rows:,} rows read, {rate:,.0f} rows/s")
+            self.stream.flush()
+            self.drawn = True
+        elif now - self.last_log >= self.LOG_SECONDS:
+            self.last_log = now
+            logger.info("%s: %d rows read, %.0f rows/s", self.title, rows, rate)
+
+
+__all__ = ["CommandError", "SourceError", "add_data_commands"]

@@ -1,0 +1,68 @@
+"""Gunicorn settings for the HTTP API, for `gunicorn -c` and `checkins serve`.
+
+    gunicorn -c python:checkins.entrypoints.gunicorn_config \
+        'checkins.entrypoints.wsgi:get_app()'
+
+Command-line options of gunicorn override these values. CHECKINS_WORKERS and
+CHECKINS_THREADS set the process and thread counts.
+"""
+
+import os
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
+
+
+# gthread keeps idle keep-alive connections out of the thread pool and runs a
+# request per thread, so a worker overlaps database waits. Two processes match
+# a two-core machine; raise CHECKINS_WORKERS with the cores.
+worker_class = "gthread"
+workers = int(os.environ.get("CHECKINS_WORKERS") or 2)
+threads = int(os.environ.get("CHECKINS_THREADS") or 4)
+bind = ["127.0.0.1:8000"]
+
+# A worker that does not report for this many seconds is killed and replaced.
+timeout = 30
+# On SIGTERM or SIGHUP, workers stop accepting and get this many seconds to
+# finish their requests before they are killed.
+graceful_timeout = 20
+# Seconds an idle keep-alive connection stays open.
+keepalive = 5
+# The app writes one JSON access line per request on the checkins.access
+# logger, so gunicorn's own access log stays off.
+accesslog = None
+errorlog = "-"
+# Limits on the request line and headers, against oversized requests.
+limit_request_line = 8190
+limit_request_fields = 50
+limit_request_field_size = 8190
+# The heartbeat file is touched every second; memory is faster than disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def worker_exit(server: Arbiter, worker: Worker) -> None:
+    """Close the worker's database connections when it stops."""
+    from checkins.entrypoints.wsgi import close_apps
+
+    close_apps()
+
+
+def options() -> dict[str, object]:
+    """Return these settings as a dict of gunicorn option names and values."""
+    names = (
+        "worker_class",
+        "workers",
+        "threads",
+        "bind",
+        "timeout",
+        "graceful_timeout",
+        "keepalive",
+        "accesslog",
+        "errorlog",
+        "limit_request_line",
+        "limit_request_fields",
+        "limit_request_field_size",
+        "worker_tmp_dir",
+        "worker_exit",
+    )
+    return {name: globals()[name] for name in names}

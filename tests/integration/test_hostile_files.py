@@ -1,0 +1,754 @@
+"""Hostile and unusual export files, each with its exact outcome.
+
+Every file either fails whole with a one-line SourceError naming the file, the
+problem and the fix, or each of its records comes out as a raw row that
+cleaning loads or quarantines with a reason. The fixtures come from
+tests/fixtures/hostile/generate.py. Files with fields past the CSV reader's
+limit are built in a temporary folder.
+"""
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from checkins.adapters.csv_source import MAX_RECORD_CHARS, CsvFileSource
+from checkins.domain.cleaning import clean
+from checkins.domain.model import CheckIn, RawRow
+from checkins.entrypoints import cli
+from checkins.ports import SourceError
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "hostile"
+HEADER = "user,timestamp,hours,project\n"
+ROW = "ned,2018-11-26 14:47:36 UTC,8,bizdev"
+ARYA_ROW = "arya,2018-11-26 14:48:00 UTC,2,hiring"
+
+NED = RawRow(2, ROW, "ned", "2018-11-26 14:47:36 UTC", "8", "bizdev")
+NED_LOADED = ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "bizdev")
+RUSSIAN_ROWS = [
+    RawRow(
+        2,
+        "ned,26 ноября 2018 14:47,8,bizdev",
+        "ned",
+        "26 ноября 2018 14:47",
+        "8",
+        "bizdev",
+    ),
+    RawRow(
+        3,
+        "arya,1 мая 2018 09:05,2,разработка",
+        "arya",
+        "1 мая 2018 09:05",
+        "2",
+        "разработка",
+    ),
+]
+RUSSIAN_LOADED = [
+    ("loaded", 2, "ned", "2018-11-26T14:47:00+00:00", "8", "bizdev"),
+    ("loaded", 3, "arya", "2018-05-01T09:05:00+00:00", "2", "разработка"),
+]
+NED_AND_ARYA = [
+    NED,
+    RawRow(3, ARYA_ROW, "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
+]
+NED_AND_ARYA_LOADED = [
+    NED_LOADED,
+    ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+]
+
+
+def read(path: Path, encoding: str | None = None) -> list[RawRow]:
+    return list(CsvFileSource(path, encoding=encoding).rows())
+
+
+def error_of(path: Path, encoding: str | None = None) -> str:
+    with pytest.raises(SourceError) as raised:
+        read(path, encoding)
+    return str(raised.value)
+
+
+def outcomes(rows: list[RawRow]) -> list[tuple]:
+    """Return each cleaning outcome as a tuple of its exact values."""
+    summaries = []
+    for outcome in clean(rows):
+        if isinstance(outcome, CheckIn):
+            summaries.append(
+                (
+                    "loaded",
+                    outcome.line,
+                    outcome.user,
+                    outcome.checkin_at.isoformat(),
+                    str(outcome.hours),
+                    outcome.project,
+                )
+            )
+        else:
+            summaries.append(
+                ("quarantined", outcome.line, outcome.reason.value, outcome.detail)
+            )
+    return summaries
+
+
+def test_utf8_bom_is_dropped():
+    """A UTF-8 byte order mark does not reach the first column name."""
+    rows = read(FIXTURES / "utf8_bom.csv")
+
+    assert [NED] == rows
+    assert [NED_LOADED] == outcomes(rows)
+
+
+@pytest.mark.parametrize(
+    "name", ["utf16le_bom.csv", "utf16be_bom.csv", "utf16le_no_bom.csv"]
+)
+def test_utf16_files_are_decoded(name):
+    """UTF-16 in either byte order reads with its mark, or with --encoding."""
+    encoding = "utf-16-le" if "no_bom" in name else None
+
+    rows = read(FIXTURES / name, encoding)
+
+    assert RUSSIAN_ROWS == rows
+    assert RUSSIAN_LOADED == outcomes(rows)
+
+
+def test_utf32_with_bom_is_decoded():
+    """A UTF-32 byte order mark selects UTF-32, not the UTF-16 it starts like."""
+    rows = read(FIXTURES / "utf32le_bom.csv")
+
+    assert [NED] == rows
+    assert [NED_LOADED] == outcomes(rows)
+
+
+def test_utf16_without_bom_raises():
+    """UTF-16 without a mark fails with the --encoding that reads it."""
+    path = FIXTURES / "utf16le_no_bom.csv"
+
+    message = error_of(path)
+
+    assert (
+        f"{path}: file looks like utf-16-le text without a byte order mark; "
+        "pass --encoding utf-16-le"
+    ) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "utf16le_truncated.csv",
+            "line 3 is not valid UTF-16 text (truncated data); the file starts "
+            "with a UTF-16 byte order mark, so it is damaged; export it again",
+        ),
+        (
+            "utf16le_lone_surrogate.csv",
+            "line 3 is not valid UTF-16 text (illegal UTF-16 surrogate); the file "
+            "starts with a UTF-16 byte order mark, so it is damaged; export it "
+            "again",
+        ),
+    ],
+)
+def test_damaged_utf16_raises(name, message):
+    """A damaged UTF-16 file fails naming the line of the damage."""
+    path = FIXTURES / name
+
+    assert f"{path}: {message}" == error_of(path)
+
+
+def test_cp1251_with_encoding_is_read():
+    """Russian stamps and names in cp1251 read correctly with --encoding."""
+    rows = read(FIXTURES / "cp1251.csv", "cp1251")
+
+    assert RUSSIAN_ROWS == rows
+    assert RUSSIAN_LOADED == outcomes(rows)
+
+
+def test_cp1251_without_encoding_raises():
+    """A cp1251 file read as UTF-8 fails instead of giving garbled text."""
+    path = FIXTURES / "cp1251.csv"
+
+    message = error_of(path)
+
+    assert (
+        f"{path}: line 2 is not valid UTF-8 text (invalid continuation byte); "
+        "pass --encoding with the file's encoding, for example cp1251"
+    ) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "message"),
+    [
+        (
+            "cp1251.csv",
+            "latin-1",
+            "line 2: '26 íîÿáðÿ 2018 14:47' reads as '26 ноября 2018 14:47' in "
+            "cp1251, so the file is not latin-1 text; pass --encoding cp1251",
+        ),
+        (
+            "cp1251.csv",
+            "cp1252",
+            "line 2: '26 íîÿáðÿ 2018 14:47' reads as '26 ноября 2018 14:47' in "
+            "cp1251, so the file is not cp1252 text; pass --encoding cp1251",
+        ),
+        (
+            "cp1251_names.csv",
+            "latin-1",
+            "line 2: 'ðàçðàáîòêà' reads as 'разработка' in cp1251, so the file "
+            "is not latin-1 text; pass --encoding cp1251",
+        ),
+        (
+            "utf8_russian.csv",
+            "cp1251",
+            "line 2: '26 РЅРѕСЏР±СЂСЏ 2018 14:47' reads as '26 ноября 2018 14:47' "
+            "in utf-8, so the file is not cp1251 text; pass --encoding utf-8",
+        ),
+    ],
+)
+def test_wrong_single_byte_encoding_raises(name, encoding, message):
+    """Text misread in a wrong single-byte encoding fails with the right one."""
+    path = FIXTURES / name
+
+    assert f"{path}: {message}" == error_of(path, encoding)
+
+
+def test_wrong_cyrillic_encoding_quarantines_stamps():
+    """cp1251 read as koi8-r is not detected, but its Russian stamps fail."""
+    rows = read(FIXTURES / "cp1251.csv", "koi8-r")
+
+    assert [
+        (
+            "quarantined",
+            2,
+            "invalid_timestamp",
+            "timestamp '26 МНЪАПЪ 2018 14:47' has an unknown Russian month 'МНЪАПЪ'",
+        ),
+        (
+            "quarantined",
+            3,
+            "invalid_timestamp",
+            "timestamp '1 ЛЮЪ 2018 09:05' has an unknown Russian month 'ЛЮЪ'",
+        ),
+    ] == outcomes(rows)
+
+
+def test_undefined_byte_in_encoding_raises():
+    """A byte the given encoding leaves undefined fails naming its line."""
+    path = FIXTURES / "cp1251_undefined_byte.csv"
+
+    message = error_of(path, "cp1251")
+
+    assert (
+        f"{path}: line 3 is not valid cp1251 text (character maps to "
+        "<undefined>); pass --encoding with the encoding the file was saved in"
+    ) == message
+
+
+def test_undecodable_line_past_first_block(tmp_path):
+    """The line of a decoding error is exact past the text layer's first block."""
+    path = tmp_path / "export.csv"
+    path.write_bytes((HEADER + (ROW + "\n") * 2000).encode() + b"biz\xffdev\n")
+
+    message = error_of(path)
+
+    assert (
+        f"{path}: line 2002 is not valid UTF-8 text (invalid start byte); "
+        "pass --encoding with the file's encoding, for example cp1251"
+    ) == message
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        (
+            "no-such-encoding",
+            "unknown encoding 'no-such-encoding'; pass --encoding with an "
+            "encoding name Python knows, such as utf-8, utf-16 or cp1251",
+        ),
+        (
+            "",
+            "unknown encoding ''; pass --encoding with an encoding name Python "
+            "knows, such as utf-8, utf-16 or cp1251",
+        ),
+        (
+            "utf\x00-8",
+            "unknown encoding 'utf\\x00-8'; pass --encoding with an encoding name "
+            "Python knows, such as utf-8, utf-16 or cp1251",
+        ),
+        (
+            "base64",
+            "'base64' is not a text encoding; pass --encoding with a text "
+            "encoding, such as utf-8, utf-16 or cp1251",
+        ),
+        (
+            "undefined",
+            "'undefined' is not a text encoding; pass --encoding with a text "
+            "encoding, such as utf-8, utf-16 or cp1251",
+        ),
+    ],
+)
+def test_unknown_encoding_raises(encoding, message):
+    """An encoding name Python cannot decode text with fails before reading."""
+    path = FIXTURES / "utf8_bom.csv"
+
+    assert f"{path}: {message}" == error_of(path, encoding)
+
+
+def test_unknown_encoding_exits_with_one_line(capsys):
+    """The command line prints an unknown encoding as one error line."""
+    path = FIXTURES / "utf8_bom.csv"
+
+    status = cli.main(["load", str(path), "--encoding", "no-such-encoding"])
+
+    assert 1 == status
+    assert (
+        f"checkins: error: {path}: unknown encoding 'no-such-encoding'; pass "
+        "--encoding with an encoding name Python knows, such as utf-8, utf-16 "
+        "or cp1251\n"
+    ) == capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "message"),
+    [
+        (
+            "utf8_bom.csv",
+            "cp1251",
+            "file starts with a UTF-8 byte order mark, but --encoding cp1251 was "
+            "given; leave out --encoding to read it as UTF-8",
+        ),
+        (
+            "utf16le_bom.csv",
+            "utf-8",
+            "file starts with a UTF-16 byte order mark, but --encoding utf-8 was "
+            "given; leave out --encoding to read it as UTF-16",
+        ),
+    ],
+)
+def test_bom_against_encoding_raises(name, encoding, message):
+    """An encoding that contradicts the byte order mark fails."""
+    path = FIXTURES / name
+
+    assert f"{path}: {message}" == error_of(path, encoding)
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "message"),
+    [
+        (
+            "utf16le_no_bom.csv",
+            "utf-16",
+            "--encoding utf-16 needs a byte order mark, but the file does not "
+            "start with one; pass --encoding utf-16-le",
+        ),
+        (
+            "crlf.csv",
+            "utf-32",
+            "--encoding utf-32 needs a byte order mark, but the file does not "
+            "start with one; pass --encoding utf-32-le or utf-32-be",
+        ),
+    ],
+)
+def test_utf_encoding_without_bom_raises(name, encoding, message):
+    """Plain utf-16 or utf-32 without a byte order mark fails with the fix."""
+    path = FIXTURES / name
+
+    assert f"{path}: {message}" == error_of(path, encoding)
+
+
+def test_codec_error_without_position_raises():
+    """A codec that raises a bare UnicodeError still fails with one line."""
+    path = FIXTURES / "crlf.csv"
+
+    message = error_of(path, "punycode")
+
+    assert (
+        f"{path}: line 1 or a later one is not valid punycode text (Invalid "
+        "extended code point ' '); pass --encoding with the encoding the file "
+        "was saved in"
+    ) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "expected"),
+    [
+        ("utf8_bom.csv", "utf-8", [NED]),
+        ("utf16le_bom.csv", "utf-16-le", RUSSIAN_ROWS),
+        ("utf16be_bom.csv", "UTF-16", RUSSIAN_ROWS),
+    ],
+)
+def test_bom_with_agreeing_encoding_is_read(name, encoding, expected):
+    """An encoding that agrees with the byte order mark reads the file."""
+    assert expected == read(FIXTURES / name, encoding)
+
+
+@pytest.mark.parametrize("name", ["crlf.csv", "lone_cr.csv"])
+def test_line_endings_are_read(name):
+    """CR LF and old Mac lone CR line ends both end records."""
+    rows = read(FIXTURES / name)
+
+    assert NED_AND_ARYA == rows
+    assert NED_AND_ARYA_LOADED == outcomes(rows)
+
+
+def test_missing_final_newline_is_read():
+    """The last record needs no line end."""
+    rows = read(FIXTURES / "no_final_newline.csv")
+
+    assert [NED] == rows
+    assert [NED_LOADED] == outcomes(rows)
+
+
+def test_header_only_gives_no_rows():
+    """A header with no data rows is an empty export, not an error."""
+    rows = read(FIXTURES / "header_only.csv")
+
+    assert [] == rows
+    assert [] == outcomes(rows)
+
+
+def test_quoted_fields_are_read():
+    """Quoted fields keep commas, doubled quotes and line breaks."""
+    source = CsvFileSource(FIXTURES / "quoted_fields.csv")
+
+    rows = list(source.rows())
+
+    assert [
+        RawRow(
+            2,
+            'ned,2018-11-26 14:47:36 UTC,8,"biz, dev","said ""hi"""',
+            "ned",
+            "2018-11-26 14:47:36 UTC",
+            "8",
+            "biz, dev",
+        ),
+        RawRow(
+            3,
+            'arya,2018-11-26 14:48:00 UTC,"7,5",bizdev,"two\nlines"',
+            "arya",
+            "2018-11-26 14:48:00 UTC",
+            "7,5",
+            "bizdev",
+        ),
+        RawRow(
+            5,
+            '"sansa", "2018-11-26 14:49:00 UTC", 1, "blogideas", ""',
+            "sansa",
+            "2018-11-26 14:49:00 UTC",
+            "1",
+            "blogideas",
+        ),
+    ] == rows
+    assert ["note"] == source.extra_columns
+    assert [
+        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "biz, dev"),
+        ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "7.5", "bizdev"),
+        ("loaded", 5, "sansa", "2018-11-26T14:49:00+00:00", "1", "blogideas"),
+    ] == outcomes(rows)
+
+
+def test_unclosed_quote_keeps_rest_whole():
+    """A quote never closed quarantines the rest of the file as one row."""
+    rows = read(FIXTURES / "unclosed_quote.csv")
+
+    problem = "a quoted field is not closed before the end of the file"
+    text = 'ned,2018-11-26 14:47:36 UTC,8,"bizdev\n' + ARYA_ROW
+    assert [RawRow(line=2, text=text, problem=problem)] == rows
+    assert [("quarantined", 2, "malformed_record", problem)] == outcomes(rows)
+
+
+def test_text_after_quote_is_quarantined():
+    """Text after a closing quote quarantines the whole record, all its lines."""
+    rows = read(FIXTURES / "text_after_quote.csv")
+
+    problem = (
+        "text follows the closing quote of a quoted field; a quote inside a "
+        'quoted field is written as two quotes ("")'
+    )
+    text = 'ned,2018-11-26 14:47:36 UTC,8,"biz"dev,"first\nsecond"'
+    assert [
+        RawRow(line=2, text=text, problem=problem),
+        RawRow(4, ARYA_ROW + ",", "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
+    ] == rows
+    assert [
+        ("quarantined", 2, "malformed_record", problem),
+        ("loaded", 4, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
+
+
+def test_ragged_rows_are_quarantined():
+    """Too few fields, or extra non-empty fields, quarantine the record."""
+    rows = read(FIXTURES / "ragged.csv")
+
+    assert [
+        RawRow(
+            line=2,
+            text="ned,2018-11-26 14:47:36 UTC,8",
+            problem="expected 4 fields, found 3",
+        ),
+        RawRow(
+            line=3,
+            text="ned,2018-11-26 14:47:36 UTC,7,5,bizdev",
+            problem="expected 4 fields, found 5",
+        ),
+        RawRow(4, ARYA_ROW + ",,", "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
+    ] == rows
+    assert [
+        ("quarantined", 2, "malformed_record", "expected 4 fields, found 3"),
+        ("quarantined", 3, "malformed_record", "expected 4 fields, found 5"),
+        ("loaded", 4, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
+
+
+def test_header_names_match_loosely():
+    """Column names match in any case, spacing, quoting and order."""
+    rows = read(FIXTURES / "header_variants.csv")
+
+    assert [
+        RawRow(
+            2,
+            "bizdev,8,ned,2018-11-26 14:47:36 UTC",
+            "ned",
+            "2018-11-26 14:47:36 UTC",
+            "8",
+            "bizdev",
+        )
+    ] == rows
+    assert [NED_LOADED] == outcomes(rows)
+
+
+def test_extra_columns_are_ignored_and_listed():
+    """Extra columns are listed, and empty trailing header names dropped."""
+    source = CsvFileSource(FIXTURES / "extra_columns.csv")
+
+    rows = list(source.rows())
+
+    assert [
+        RawRow(
+            2,
+            "ned,hello,2018-11-26 14:47:36 UTC,x,8,bizdev,,",
+            "ned",
+            "2018-11-26 14:47:36 UTC",
+            "8",
+            "bizdev",
+        ),
+        RawRow(
+            3,
+            "arya,,2018-11-26 14:48:00 UTC,,2,hiring",
+            "arya",
+            "2018-11-26 14:48:00 UTC",
+            "2",
+            "hiring",
+        ),
+        RawRow(
+            line=4,
+            text="sansa,,2018-11-26 14:49:00 UTC,,1,hiring,,stray",
+            problem="expected 6 fields, found 8",
+        ),
+    ] == rows
+    assert ["note", "column 4"] == source.extra_columns
+    assert [
+        NED_LOADED,
+        ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+        ("quarantined", 4, "malformed_record", "expected 6 fields, found 8"),
+    ] == outcomes(rows)
+
+
+def test_blank_lines_are_counted():
+    """Empty, white-space and comma-only lines are skipped and counted."""
+    source = CsvFileSource(FIXTURES / "blank_lines.csv")
+
+    rows = list(source.rows())
+
+    assert [
+        RawRow(3, ROW, "ned", "2018-11-26 14:47:36 UTC", "8", "bizdev"),
+        RawRow(7, "arya,x,1,y", "arya", "x", "1", "y"),
+    ] == rows
+    assert 6 == source.blank_lines
+    assert [
+        ("loaded", 3, "ned", "2018-11-26T14:47:36+00:00", "8", "bizdev"),
+        (
+            "quarantined",
+            7,
+            "invalid_timestamp",
+            "timestamp 'x' matches no supported form (ISO 8601, MM/DD/YYYY "
+            "hh:mm AM, or '26 ноября 2018 14:47')",
+        ),
+    ] == outcomes(rows)
+
+
+def test_nul_byte_quarantines_its_row():
+    """A NUL byte in a data row quarantines only that row."""
+    rows = read(FIXTURES / "nul_in_row.csv")
+
+    assert [
+        RawRow(
+            line=2,
+            text="ned,2018-11-26 14:47:36 UTC,8,biz\x00dev",
+            problem="contains a NUL byte",
+        ),
+        RawRow(3, ARYA_ROW, "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
+    ] == rows
+    assert [
+        ("quarantined", 2, "malformed_record", "contains a NUL byte"),
+        ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
+
+
+def test_nul_byte_in_header_raises():
+    """A NUL byte in the header means a binary file."""
+    path = FIXTURES / "nul_in_header.csv"
+
+    message = error_of(path)
+
+    assert f"{path}: binary content (NUL bytes), not a CSV text file" == message
+
+
+def test_stamp_forms_are_cleaned():
+    """Midnight, noon, long fractions, one-digit days, T, Z and offsets parse."""
+    rows = read(FIXTURES / "stamps.csv")
+
+    cleaned = [
+        (
+            outcome.line,
+            outcome.checkin_at.isoformat(),
+            outcome.stamp_format.value,
+            outcome.minute_precision,
+        )
+        for outcome in clean(rows)
+    ]
+
+    assert [
+        (2, "2018-11-26T00:00:00+00:00", "us", True),
+        (3, "2018-11-26T12:00:00+00:00", "us", True),
+        (4, "2018-11-26T14:47:36.123456+00:00", "iso", False),
+        (5, "2018-05-01T09:05:00+00:00", "russian", True),
+        (6, "2018-11-26T14:47:36+00:00", "iso", False),
+        (7, "2018-11-26T14:47:36+00:00", "iso", False),
+    ] == cleaned
+
+
+def test_long_field_is_quarantined(tmp_path):
+    """A field past the CSV field size limit quarantines its row, text whole."""
+    long_row = "ned,2018-11-26 14:47:36 UTC,8," + "x" * 200_000
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + long_row + "\n" + ARYA_ROW + "\n", encoding="utf-8")
+
+    rows = read(path)
+
+    problem = (
+        "field 4 is 200,000 characters long, over the CSV field size limit of 131,072"
+    )
+    assert [
+        RawRow(line=2, text=long_row, problem=problem),
+        RawRow(3, ARYA_ROW, "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
+    ] == rows
+    assert [
+        ("quarantined", 2, "malformed_record", problem),
+        ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
+
+
+def test_long_quoted_field_hides_no_rows(tmp_path):
+    """Lines inside a long quoted field never come out as rows of their own."""
+    long_record = (
+        'ned,2018-11-26 14:47:36 UTC,8,"pasted\n' + "x" * 200_000 + "\n" + ROW + '"'
+    )
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + long_record + "\n" + ARYA_ROW + "\n", encoding="utf-8")
+
+    rows = read(path)
+
+    problem = (
+        "field 4 is 200,044 characters long, over the CSV field size limit of 131,072"
+    )
+    assert [
+        RawRow(line=2, text=long_record, problem=problem),
+        RawRow(5, ARYA_ROW, "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
+    ] == rows
+    assert [
+        ("quarantined", 2, "malformed_record", problem),
+        ("loaded", 5, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
+
+
+def test_line_at_record_limit_is_quarantined(tmp_path):
+    """A line of exactly MAX_RECORD_CHARS characters is still one row."""
+    prefix = "ned,2018-11-26 14:47:36 UTC,8,"
+    line = prefix + "x" * (MAX_RECORD_CHARS - len(prefix) - 1)
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + line + "\n", encoding="utf-8")
+
+    (row,) = read(path)
+
+    assert 2 == row.line
+    assert line == row.text
+    assert (
+        "field 4 is 1,048,545 characters long, over the CSV field size limit of 131,072"
+    ) == row.problem
+
+
+def test_line_over_record_limit_raises(tmp_path):
+    """A line one character past MAX_RECORD_CHARS fails the whole file."""
+    prefix = "ned,2018-11-26 14:47:36 UTC,8,"
+    line = prefix + "x" * (MAX_RECORD_CHARS - len(prefix))
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + line + "\n", encoding="utf-8")
+
+    message = error_of(path)
+
+    assert (
+        f"{path}: line 2 is longer than 1,048,576 characters, too long for a "
+        "check-in record; remove that line or check that the file is a check-in "
+        "CSV export"
+    ) == message
+
+
+def test_file_without_newlines_raises(tmp_path):
+    """A huge file on one line fails at its first line, without reading it all."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"user," + b"a" * (2 * MAX_RECORD_CHARS))
+
+    message = error_of(path)
+
+    assert (
+        f"{path}: line 1 is longer than 1,048,576 characters, too long for a "
+        "check-in record; remove that line or check that the file is a check-in "
+        "CSV export"
+    ) == message
+
+
+def test_unclosed_quote_past_record_limit_raises(tmp_path):
+    """A quote that swallows over MAX_RECORD_CHARS fails, naming where it opens."""
+    rows = (ARYA_ROW + "\n") * (MAX_RECORD_CHARS // len(ARYA_ROW) + 1)
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + ROW + "\n" + 'ned,x,1,"oops\n' + rows, encoding="utf-8")
+
+    message = error_of(path)
+
+    assert (
+        f"{path}: the record that starts on line 3 is longer than 1,048,576 "
+        "characters, which happens when a quote is never closed; check the "
+        "quotes from line 3 on"
+    ) == message
+
+
+def test_latin1_accents_are_not_misread(tmp_path):
+    """Western European names in latin-1 load as written."""
+    path = tmp_path / "export.csv"
+    content = HEADER + "José,2018-11-26 14:47:36 UTC,1,crème brûlée\n"
+    path.write_bytes(content.encode("latin-1"))
+
+    rows = read(path, "latin-1")
+
+    assert [
+        ("loaded", 2, "josé", "2018-11-26T14:47:36+00:00", "1", "crème brûlée")
+    ] == outcomes(rows)
+
+
+def test_explicit_utf8_reads_accents(tmp_path):
+    """Non-ASCII text in a UTF-8 file given as utf-8 is not taken as misread."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(codecs.BOM_UTF8 + (HEADER + "ned,x,1,café\n").encode())
+
+    (row,) = read(path, "utf-8")
+
+    assert "café" == row.project
