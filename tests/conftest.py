@@ -47,6 +47,13 @@ def other_database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def session_database_url(postgres_server_url: str) -> Iterator[str]:
+    """Yield the URL of an empty database shared by the whole session."""
+    with create_database(postgres_server_url) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def module_database_url(postgres_server_url: str) -> Iterator[str]:
     """Yield the URL of an empty database shared by the tests of one module."""

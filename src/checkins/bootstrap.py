@@ -36,7 +36,7 @@ class Settings:
     # tokens. With neither set, the API needs no token.
     api_tokens_file: Path | None = None
     api_token_hashes: str | None = None
-    # HTTP API: whether responses carry ETags and answer If-None-Match.
+    # HTTP API: whether responses carry ETags and honour If-None-Match.
     etags: bool = True
     # HTTP API: connections per worker process, the seconds a request waits
     # for one, and the milliseconds after which PostgreSQL cancels a query.
@@ -51,7 +51,7 @@ class Settings:
         return cls(
             database_url=environ.get("CHECKINS_DATABASE_URL") or None,
             data_dir=Path(environ.get("CHECKINS_DATA_DIR") or DEFAULT_DATA_DIR),
-            log_level=(environ.get("CHECKINS_LOG_LEVEL") or "INFO").upper(),
+            log_level=_log_level(environ.get("CHECKINS_LOG_LEVEL") or "INFO"),
             time_zone=environ.get("CHECKINS_TIMEZONE") or "UTC",
             api_tokens_file=_optional_path(environ.get("CHECKINS_API_TOKENS_FILE")),
             api_token_hashes=environ.get("CHECKINS_API_TOKEN_HASHES") or None,
@@ -76,7 +76,7 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
         return True
     if text in ("0", "off", "false", "no"):
         return False
-    raise ValueError(f"invalid {name}={text!r}: expected on or off")
+    raise SettingsError(f"invalid {name}={text!r}: expected on or off")
 
 
 def _number(
@@ -91,8 +91,25 @@ def _number(
         value = None
     if value is None or value <= 0:
         expected = "integer" if kind is int else "number"
-        raise ValueError(f"invalid {name}={text!r}: expected a positive {expected}")
+        raise SettingsError(f"invalid {name}={text!r}: expected a positive {expected}")
     return value
+
+
+class SettingsError(ValueError):
+    """Raised when a CHECKINS_* setting has an invalid value."""
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise SettingsError(
+            f"invalid CHECKINS_LOG_LEVEL {text!r}: expected one of "
+            f"{', '.join(_LOG_LEVELS)}"
+        )
+    return level
 
 
 # Embedded servers started by this process, kept referenced so that they stay

@@ -150,7 +150,7 @@ class CheckinQueries(abc.ABC):
 
     @abc.abstractmethod
     def check(self, timeout: float | None = None) -> None:
-        """Raise QueriesUnavailableError unless the store answers within `timeout` s.
+        """Raise QueriesUnavailableError unless a query succeeds within `timeout` s.
 
         None means the queries' own timeout.
         """

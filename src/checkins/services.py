@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from checkins.domain.cleaning import Cleaning, Record, to_checkin
-from checkins.domain.model import CheckIn, Quarantined, RawRow
+from checkins.domain.model import CheckIn, Flag, Quarantined, RawRow
 from checkins.domain.projects import ProjectAliases
 from checkins.domain.queries import (
     CheckinPage,
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 
 LOAD_MODES = ("append", "snapshot")
+_ISOLATED = Flag.ISOLATED_TIMESTAMP.value
 
 # Check-ins are handed to the repository in batches of about this many rows.
 _BATCH_ROWS = 50_000
@@ -71,14 +72,18 @@ def ingest(
         writer.add_quarantined(quarantined)
         _describe_source(source, report)
 
+        span = _StampSpan()
         batch: list[Record] = []
         for records in cleaning.people():
             report.count_records(records)
+            span.add(records)
             batch.extend(records)
             if len(batch) >= _BATCH_ROWS:
                 writer.add_records(batch)
                 batch = []
         writer.add_records(batch)
+        if mode == "snapshot":
+            report.window = window or span.window()
         writer.finish(report, clock())
     logger.info(
         "loaded %s as load %s: %d read, %d loaded, %d new, %d quarantined, %d retired",
@@ -91,6 +96,31 @@ def ingest(
         report.rows_retired,
     )
     return report
+
+
+class _StampSpan:
+    """The first and last stamps of a file, for the default snapshot window.
+
+    Rows flagged isolated_timestamp are left out when there are others, so
+    that one row stamped years off cannot stretch the window over, and
+    retire, everything stored in between.
+    """
+
+    def __init__(self) -> None:
+        self.usual: list[dt.datetime] = []
+        self.isolated: list[dt.datetime] = []
+
+    def add(self, records: list[Record]) -> None:
+        usual = [r[2] for r in records if _ISOLATED not in r[8]]
+        if usual:
+            self.usual += (min(usual), max(usual))
+        if len(usual) < len(records):
+            isolated = [r[2] for r in records if _ISOLATED in r[8]]
+            self.isolated += (min(isolated), max(isolated))
+
+    def window(self) -> tuple[dt.datetime, dt.datetime] | None:
+        stamps = self.usual or self.isolated
+        return (min(stamps), max(stamps)) if stamps else None
 
 
 def clean_source(

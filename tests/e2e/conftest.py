@@ -1,11 +1,15 @@
 import contextlib
 import io
+import json
 import os
 from pathlib import Path
 
+import falcon.testing
 import pytest
 
+from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.entrypoints import cli
+from checkins.entrypoints.http import create_app
 
 
 # The real export is kept outside the repository, in a folder beside it.
@@ -39,3 +43,24 @@ def fixture_run_cli():
         return status, output.getvalue(), error.getvalue()
 
     return run
+
+
+@pytest.fixture(name="loaded_export", scope="session")
+def fixture_loaded_export(session_database_url, real_export, run_cli):
+    """Load the real export once; return the database URL and the JSON report.
+
+    Tests that use it only read, so that they can share one database.
+    """
+    status, output, error = run_cli(
+        session_database_url, "load", str(real_export), "--json"
+    )
+    assert 0 == status, error
+    return session_database_url, json.loads(output)
+
+
+@pytest.fixture(name="export_client", scope="session")
+def fixture_export_client(loaded_export):
+    """Return an HTTP test client of the app on the loaded real export."""
+    queries = PostgresCheckinQueries(loaded_export[0])
+    yield falcon.testing.TestClient(create_app(queries))
+    queries.close()

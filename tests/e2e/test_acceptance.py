@@ -13,26 +13,17 @@ import json
 from collections import Counter
 from decimal import Decimal
 
-import falcon.testing
 import pytest
 
-from checkins.adapters.postgres_queries import PostgresCheckinQueries
-from checkins.entrypoints.http import create_app
+
+@pytest.fixture(name="loaded")
+def fixture_loaded(loaded_export):
+    return loaded_export
 
 
-@pytest.fixture(name="loaded", scope="module")
-def fixture_loaded(module_database_url, real_export, run_cli):
-    """Load the real export once for the module; return the URL and the report."""
-    status, output, _ = run_cli(module_database_url, "load", str(real_export), "--json")
-    assert 0 == status
-    return module_database_url, json.loads(output)
-
-
-@pytest.fixture(name="client", scope="module")
-def fixture_client(loaded):
-    queries = PostgresCheckinQueries(loaded[0])
-    yield falcon.testing.TestClient(create_app(queries))
-    queries.close()
+@pytest.fixture(name="client")
+def fixture_client(export_client):
+    return export_client
 
 
 def expected_totals(path) -> dict[str, tuple[int, Decimal]]:
@@ -114,9 +105,10 @@ def test_checkins_stamps_are_utc(client):
     assert all("+" not in stamp for stamp in stamps)
 
 
-def test_second_load_adds_nothing(loaded, run_cli, real_export):
+def test_second_load_adds_nothing(database_url, run_cli, real_export):
     """Loading the export again stores no row and records a second load."""
-    status, output, _ = run_cli(loaded[0], "load", str(real_export), "--json")
+    run_cli(database_url, "load", str(real_export))
+    status, output, _ = run_cli(database_url, "load", str(real_export), "--json")
     report = json.loads(output)
 
     assert 0 == status

@@ -370,7 +370,7 @@ def test_invalid_month_is_problem_400(client):
         400,
         "Bad Request",
         "invalid query parameter from='2018-13-01': "
-        "expected a date as YYYY-MM-DD, such as 2018-11-26",
+        "expected a date as YYYY-MM-DD from 1900 to 2999, such as 2018-11-26",
     )
 
 
@@ -382,7 +382,7 @@ def test_invalid_to_is_problem_400(client):
         400,
         "Bad Request",
         "invalid query parameter to='26.11.2018': "
-        "expected a date as YYYY-MM-DD, such as 2018-11-26",
+        "expected a date as YYYY-MM-DD from 1900 to 2999, such as 2018-11-26",
     )
 
 
@@ -598,7 +598,7 @@ def test_undecodable_user_is_problem_404(client, path, user):
         (
             "from=%FF",
             "invalid query parameter from='\ufffd': "
-            "expected a date as YYYY-MM-DD, such as 2018-11-26",
+            "expected a date as YYYY-MM-DD from 1900 to 2999, such as 2018-11-26",
         ),
         (
             "limit=%ED%A0%80",
@@ -630,3 +630,12 @@ def test_undecodable_parameter_name_is_ignored(client):
 
     assert result.status_code == 200
     assert [row["id"] for row in result.json["checkins"]] == [8, 9]
+
+
+def test_far_future_day_is_problem_400(client):
+    """A `to` day past the supported years is a 400, not a server error."""
+    result = client.simulate_get("/users/alice/checkins", params={"to": "9999-12-31"})
+
+    assert result.status_code == 400
+    assert result.headers["content-type"] == PROBLEM_JSON
+    assert "to='9999-12-31'" in result.json["detail"]

@@ -7,10 +7,14 @@ import zoneinfo
 from decimal import Decimal
 
 import falcon.testing
+import jsonschema
 import pytest
+import referencing
+import referencing.jsonschema
 
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.entrypoints.http import create_app
+from checkins.entrypoints.openapi import DOCUMENT
 
 
 MANILA = zoneinfo.ZoneInfo("Asia/Manila")
@@ -126,3 +130,34 @@ def test_projects_sum_to_all_checkins(client):
     assert sum(u["hours"] for u in users) == sum(p["hours"] for p in projects)
     assert 20_492 == sum(p["checkins"] for p in projects)
     assert all(1 <= p["users"] <= 40 for p in projects)
+
+
+DOCUMENT_URI = "urn:checkins:openapi"
+REGISTRY = referencing.Registry().with_resource(
+    DOCUMENT_URI, referencing.jsonschema.DRAFT202012.create_resource(DOCUMENT)
+)
+
+
+def validator_of(name):
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"{DOCUMENT_URI}#/components/schemas/{name}"},
+        registry=REGISTRY,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def test_real_responses_match_document(client):
+    """Every user's first page and weekly summary validate against the schemas."""
+    users = client.simulate_get("/users").json
+    validator_of("UserList").validate(users)
+    validator_of("ProjectList").validate(client.simulate_get("/projects").json)
+
+    flags = set()
+    for user in users["users"]:
+        page = client.simulate_get(f"/users/{user['user']}/checkins?limit=1000").json
+        validator_of("CheckinPage").validate(page)
+        flags.update(flag for row in page["checkins"] for flag in row["flags"])
+        summary = client.simulate_get(f"/users/{user['user']}/summary?by=week").json
+        validator_of("Summary").validate(summary)
+
+    assert {"repeated_entry", "day_over_24h", "isolated_timestamp"} <= flags

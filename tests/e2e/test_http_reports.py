@@ -546,3 +546,16 @@ def test_csv_hostile_user_is_404(client, value):
 
     assert result.status_code == 404
     assert result.headers["content-type"] == PROBLEM_JSON
+
+
+@pytest.mark.parametrize(
+    "path", ["/users/zed/checkins", "/users/zed/checkins?format=csv"]
+)
+def test_problem_has_no_etag(client, path):
+    path_only, _, query = path.partition("?")
+
+    result = client.simulate_get(path_only, query_string=query)
+
+    assert result.status_code == 404
+    assert "etag" not in result.headers
+    assert "cache-control" not in result.headers

@@ -201,3 +201,70 @@ def _totals_of_file(path: Path) -> dict[str, tuple[int, Decimal]]:
         total[0] += 1
         total[1] += hours
     return {user: (count, hours) for user, (count, hours) in totals.items()}
+
+
+def test_concurrent_loads_run_in_turn(database_url, tmp_path, export_lines):
+    """A second load started during the first waits for it, then succeeds."""
+    header, lines = export_lines
+    big_lines = [
+        line if not line.split(",", 1)[0] else f"{copy}{line}"
+        for copy in "abcdefghij"
+        for line in lines
+    ]
+    big = write_lines(tmp_path / "big.csv", header, big_lines)
+    small = write_lines(tmp_path / "small.csv", header, lines[:1000])
+    environment = {**os.environ, "CHECKINS_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "checkins.entrypoints.cli", "load"]
+
+    first = subprocess.Popen(
+        [*command, str(big)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_copy(database_url, first)
+    second = subprocess.run(
+        [*command, str(small)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    first.wait(timeout=300)
+
+    assert 0 == first.returncode
+    assert 0 == second.returncode, second.stderr
+    assert "another load is running; waiting for it to finish" in second.stderr
+    assert recounted_totals(database_url) == user_totals(database_url)
+    with psycopg.connect(database_url) as connection:
+        loads = connection.execute("SELECT source FROM loads ORDER BY id").fetchall()
+    assert [(str(big),), (str(small),)] == loads
+
+
+def test_snapshot_window_skips_isolated_rows(
+    run_cli, database_url, tmp_path, export_lines, real_export
+):
+    """One row stamped years off does not stretch a snapshot's window."""
+    header, lines = export_lines
+    autumn = [line for line in lines if line.startswith("ned,2018-1")]
+    outlier = "ned,2001-01-01 09:00:00 UTC,1.0,bizdev\n"
+    snapshot = write_lines(tmp_path / "snapshot.csv", header, [*autumn, outlier])
+
+    run_cli(database_url, "load", str(real_export))
+    status, output, _ = run_cli(
+        database_url, "load", "--mode", "snapshot", "--json", str(snapshot)
+    )
+    report = json.loads(output)
+
+    assert 0 == status
+    assert 1 == report["flags"]["isolated_timestamp"]
+    low, high = report["window"]
+    assert low.startswith("2018-10-")
+    assert high.startswith("2018-11-")
+    with psycopg.connect(database_url) as connection:
+        outside = connection.execute(
+            "SELECT count(*) FROM checkins WHERE retired_by IS NOT NULL"
+            " AND (checkin_at < %s OR checkin_at > %s)",
+            (low, high),
+        ).fetchone()[0]
+    assert 0 == outside

@@ -6,6 +6,7 @@ import falcon.inspect
 import jsonschema
 import pytest
 import referencing
+import referencing.jsonschema
 import schemathesis
 from falcon import testing
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from checkins.adapters.csv_source import CsvFileSource
 from checkins.adapters.postgres import PostgresCheckinRepository
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
+from checkins.domain.model import Flag
 from checkins.entrypoints.http import create_app
 from checkins.entrypoints.http_middleware import hash_token
 from checkins.entrypoints.openapi import API_VERSION, DOCUMENT
@@ -108,6 +110,14 @@ def test_document_is_openapi_3_1_version_1():
     jsonschema.Draft202012Validator.check_schema(
         DOCUMENT["components"]["schemas"]["CheckinPage"]
     )
+
+
+def test_document_lists_every_flag():
+    checkin = DOCUMENT["components"]["schemas"]["Checkin"]
+
+    assert checkin["properties"]["flags"]["items"]["enum"] == [
+        flag.value for flag in Flag
+    ]
 
 
 def test_document_lists_every_route(app):

@@ -12,26 +12,18 @@ import csv
 import json
 from decimal import Decimal
 
-import falcon.testing
 import psycopg
 import pytest
 
-from checkins.adapters.postgres_queries import PostgresCheckinQueries
-from checkins.entrypoints.http import create_app
+
+@pytest.fixture(name="loaded")
+def fixture_loaded(loaded_export):
+    return loaded_export
 
 
-@pytest.fixture(name="loaded", scope="module")
-def fixture_loaded(module_database_url, real_export, run_cli):
-    status, output, _ = run_cli(module_database_url, "load", str(real_export), "--json")
-    assert 0 == status
-    return module_database_url, json.loads(output)
-
-
-@pytest.fixture(name="client", scope="module")
-def fixture_client(loaded):
-    queries = PostgresCheckinQueries(loaded[0])
-    yield falcon.testing.TestClient(create_app(queries))
-    queries.close()
+@pytest.fixture(name="client")
+def fixture_client(export_client):
+    return export_client
 
 
 def stored_rows(database_url: str) -> list[tuple]:

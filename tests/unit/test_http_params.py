@@ -52,7 +52,7 @@ def test_parse_date_rejects_other_forms(text):
     assert raised.value.name == "to"
     assert str(raised.value) == (
         f"invalid query parameter to={text!r}: "
-        "expected a date as YYYY-MM-DD, such as 2018-11-26"
+        "expected a date as YYYY-MM-DD from 1900 to 2999, such as 2018-11-26"
     )
 
 

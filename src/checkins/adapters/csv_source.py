@@ -89,6 +89,13 @@ class CsvFileSource(CheckinSource):
             yield from self._read(text, encoding)
 
     def _open_binary(self) -> BinaryIO:
+        # A load reads the file more than once (digest, header check, rows),
+        # which a pipe or a device cannot replay.
+        if self.path.exists() and not self.path.is_file() and not self.path.is_dir():
+            raise SourceError(
+                f"{self.name}: not a regular file (a pipe or a device); save the "
+                "export to a file and load that"
+            )
         try:
             return self.path.open("rb")
         except FileNotFoundError:

@@ -32,6 +32,7 @@ import tempfile
 import threading
 import types
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,7 +333,13 @@ class _PgserverBackend:
         # NOTE: pgserver 0.1.4 keeps the pid of a process killed by SIGKILL in its
         # list, and then no later process stops the server.
         try:
-            server = self.pgserver.PostgresServer(self.data_dir, cleanup_mode="stop")
+            # platformdirs, which pgserver uses, warns on every start when
+            # XDG_RUNTIME_DIR is unset, as it is for root and in containers.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module="platformdirs")
+                server = self.pgserver.PostgresServer(
+                    self.data_dir, cleanup_mode="stop"
+                )
         except subprocess.SubprocessError as error:
             log_file = self.data_dir / _PGSERVER_LOG_FILE
             raise EmbeddedPostgresError(

@@ -96,6 +96,7 @@ class _InMemoryLoadWriter(LoadWriter):
         self.finished = False
         self._load: StoredLoad | None = None
         self._report: dict | None = None
+        self._window: tuple[dt.datetime, dt.datetime] | None = None
 
     def add_records(self, records: list[Record]) -> None:
         self.records.extend(records)
@@ -112,16 +113,15 @@ class _InMemoryLoadWriter(LoadWriter):
             1 for key in file_keys if key not in current and key not in retired
         )
         retiring = 0
-        if self.mode == "snapshot" and self.records:
-            low, high = self.window or (
-                min(record[2] for record in self.records),
-                max(record[2] for record in self.records),
-            )
+        window = self.window or report.window
+        if self.mode == "snapshot" and window is not None:
+            low, high = window
             retiring = sum(
                 1
                 for row, key, _ in repository.checkins
                 if low <= row.checkin_at <= high and key not in file_keys
             )
+        self._window = window
         report.load_id = self.load_id
         report.rows_inserted = inserted
         report.rows_retired = retiring
@@ -151,11 +151,8 @@ class _InMemoryLoadWriter(LoadWriter):
             row for row in repository.retired if row[1] not in file_keys
         ]
         repository.checkins.extend(row[:3] for row in revived)
-        if self.mode == "snapshot" and self.records:
-            low, high = self.window or (
-                min(record[2] for record in self.records),
-                max(record[2] for record in self.records),
-            )
+        if self.mode == "snapshot" and self._window is not None:
+            low, high = self._window
             keep = []
             for row in repository.checkins:
                 if low <= row[0].checkin_at <= high and row[1] not in file_keys:

@@ -121,6 +121,9 @@ class PostgresCheckinRepository(CheckinRepository):
         ):
             _wait_for_other_loads(connection)
             apply_migrations(connection)
+            # Migrations need the owner's rights; the rows are written with
+            # only the rights a load needs.
+            connection.execute("SET LOCAL ROLE checkins_writer")
             writer = _PostgresLoadWriter(
                 connection, self.conninfo, source, sha256, started_at, mode, window
             )
@@ -234,8 +237,6 @@ class _PostgresLoadWriter(LoadWriter):
         self._seen_ids: list[int] = []
         self._quarantined: list[Quarantined] = []
         self._totals: dict[str, list] = {}
-        self._first_stamp: dt.datetime | None = None
-        self._last_stamp: dt.datetime | None = None
         self._inserted = 0
         self._load_text = str(self.load_id)
         self._names: dict[str, str] = {}
@@ -251,12 +252,6 @@ class _PostgresLoadWriter(LoadWriter):
     def add_records(self, records: list[Record]) -> None:
         if not records:
             return
-        low = min(record[2] for record in records)
-        high = max(record[2] for record in records)
-        if self._first_stamp is None or low < self._first_stamp:
-            self._first_stamp = low
-        if self._last_stamp is None or high > self._last_stamp:
-            self._last_stamp = high
         if self._lookups is not None:
             records = self._drop_stored(records)
         self._track(records)
@@ -285,7 +280,7 @@ class _PostgresLoadWriter(LoadWriter):
         changed_users = self._restore_seen()
         retired = 0
         if self.mode == "snapshot":
-            retired, retired_users = self._retire_missing()
+            retired, retired_users = self._retire_missing(self.window or report.window)
             changed_users |= retired_users
         self._update_user_totals(changed_users)
 
@@ -450,13 +445,12 @@ class _PostgresLoadWriter(LoadWriter):
         ).fetchall()
         return {user for (user,) in revived}
 
-    def _retire_missing(self) -> tuple[int, set[str]]:
+    def _retire_missing(
+        self, window: tuple[dt.datetime, dt.datetime] | None
+    ) -> tuple[int, set[str]]:
         """Retire current rows in the window that this snapshot does not contain."""
-        window = self.window
         if window is None:
-            if self._first_stamp is None or self._last_stamp is None:
-                return 0, set()
-            window = (self._first_stamp, self._last_stamp)
+            return 0, set()
         retired = self._cursor.execute(
             "UPDATE checkins c SET retired_by = %(load)s"
             " WHERE c.checkin_at BETWEEN %(low)s AND %(high)s"

@@ -54,6 +54,9 @@ class LoadReport:
     rows_inserted: int = 0
     rows_retired: int = 0
     blank_lines: int = 0
+    # The window of a snapshot load: the stamps between which stored rows the
+    # file lacks are retired.
+    window: tuple[dt.datetime, dt.datetime] | None = None
     extra_columns: list[str] = attrs.field(factory=list)
     reasons: collections.Counter[str] = attrs.field(factory=collections.Counter)
     fixes: collections.Counter[str] = attrs.field(factory=collections.Counter)
@@ -111,6 +114,11 @@ class LoadReport:
             "rows_inserted": self.rows_inserted,
             "rows_already_stored": self.rows_loaded - self.rows_inserted,
             "rows_retired": self.rows_retired,
+            "window": (
+                None
+                if self.window is None
+                else [stamp.isoformat().replace("+00:00", "Z") for stamp in self.window]
+            ),
             "blank_lines": self.blank_lines,
             "extra_columns": list(self.extra_columns),
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
@@ -127,17 +135,29 @@ class LoadReport:
 
 def format_report(report: dict) -> str:
     """Format a report, as `LoadReport.to_dict` returns it, as aligned text."""
-    lines = [
-        f"source              {report['source']}",
-        f"load id             {report['load_id']}",
-        f"mode                {report['mode']}",
+    lines = [f"source              {report['source']}"]
+    # A report of `clean` has no load, so it shows no stored counts.
+    if report["load_id"] is not None:
+        lines += [
+            f"load id             {report['load_id']}",
+            f"mode                {report['mode']}",
+        ]
+    lines += [
         f"rows read           {report['rows_read']:>9,}",
         f"rows loaded         {report['rows_loaded']:>9,}",
-        f"  newly stored      {report['rows_inserted']:>9,}",
-        f"  already stored    {report['rows_already_stored']:>9,}",
-        f"rows quarantined    {report['rows_quarantined']:>9,}",
-        f"rows retired        {report['rows_retired']:>9,}",
     ]
+    if report["load_id"] is not None:
+        lines += [
+            f"  newly stored      {report['rows_inserted']:>9,}",
+            f"  already stored    {report['rows_already_stored']:>9,}",
+        ]
+    lines.append(f"rows quarantined    {report['rows_quarantined']:>9,}")
+    if report["load_id"] is not None:
+        lines.append(f"rows retired        {report['rows_retired']:>9,}")
+    if report.get("window"):
+        lines.append(
+            f"snapshot window     {report['window'][0]} to {report['window'][1]}"
+        )
     if report["blank_lines"]:
         lines.append(f"blank lines skipped {report['blank_lines']:>9,}")
     if report["extra_columns"]:

@@ -21,6 +21,12 @@ import attrs
 from checkins.domain.model import StampFormat
 
 
+# Years outside this range are typing errors, and near the ends of Python's
+# calendar a time zone shift would leave it.
+MIN_YEAR = 1900
+MAX_YEAR = 2999
+
+
 class TimestampError(ValueError):
     """Raised when a text is not a timestamp in any supported form."""
 
@@ -217,6 +223,10 @@ def _build(
     microsecond: int,
     offset: dt.timedelta,
 ) -> dt.datetime:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise TimestampError(
+            f"timestamp {text!r} has year {year}, outside {MIN_YEAR} to {MAX_YEAR}"
+        )
     try:
         local = dt.datetime(
             year, month, day, hour, minute, second, microsecond, tzinfo=dt.UTC

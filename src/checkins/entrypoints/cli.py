@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,11 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` and return the exit status."""
     parser = _build_parser()
     arguments = parser.parse_args(argv)
-    settings = bootstrap.Settings.from_env()
-    bootstrap.configure_logging(settings)
     try:
+        settings = bootstrap.Settings.from_env()
+        bootstrap.configure_logging(settings)
         return arguments.command(arguments, settings)
-    except (CommandError, SourceError) as error:
+    except (CommandError, SourceError, bootstrap.SettingsError) as error:
         print(f"checkins: error: {error}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as error:
@@ -48,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("checkins: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of standard output went away, as `| head` does. Python
+        # would report the pipe again when it flushes at exit, so the output
+        # is sent to the null device first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _first_line(error: Exception) -> str:
@@ -119,6 +126,7 @@ def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     if arguments.threads < 1:
         raise CommandError(f"invalid --threads {arguments.threads}: expected 1 or more")
     repository = bootstrap.build_repository(settings)
+    _check_app_settings(settings, repository.conninfo)
     repository.migrate()
     return run_gunicorn(
         settings,
@@ -128,6 +136,19 @@ def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         workers=arguments.workers,
         threads=arguments.threads,
     )
+
+
+def _check_app_settings(settings: bootstrap.Settings, database_url: str) -> None:
+    """Build the app once, so that a bad setting fails here and not in each worker.
+
+    Building opens no connection, because the pool opens on first use.
+    """
+    from checkins.entrypoints.wsgi import build_app
+
+    try:
+        build_app(settings, database_url)
+    except (ValueError, OSError) as error:
+        raise CommandError(f"invalid server setting: {error}") from None
 
 
 if __name__ == "__main__":

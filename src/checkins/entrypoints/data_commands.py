@@ -15,6 +15,7 @@ from checkins.adapters.csv_source import CsvFileSource
 from checkins.domain.model import CheckIn, Quarantined
 from checkins.domain.report import LoadReport, format_report
 from checkins.domain.timestamps import TimestampError, parse_timestamp
+from checkins.entrypoints.spreadsheet import safe_cell
 from checkins.ports import SourceError
 
 
@@ -165,10 +166,9 @@ def _parse_bound(text: str, *, end: bool) -> dt.datetime:
                 f"invalid --window bound {text!r}: expected a date as YYYY-MM-DD "
                 "or a timestamp such as 2018-11-26T14:47:36Z"
             ) from None
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     if end:
-        return start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    return start
+        return dt.datetime.combine(day, dt.time.max, tzinfo=dt.UTC)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 def _print_skipped(source: CsvFileSource, sha256: str, as_json: bool) -> None:
@@ -249,21 +249,35 @@ def _report(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
 
 def _clean(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     source = CsvFileSource(arguments.path, encoding=arguments.encoding)
+    _check_distinct_paths(arguments.path, arguments.output, arguments.rejects)
     services.check_source(source)
-    checkins: list[CheckIn] = []
-    rejected: list[Quarantined] = []
-    with Progress(f"cleaning {source.name}") as progress:
+    # Rows are written as they come, person by person, so that memory stays
+    # flat; the `line` column gives the file order.
+    with (
+        _open_output(arguments.output) as clean_file,
+        _open_output(arguments.rejects) as rejects_file,
+        Progress(f"cleaning {source.name}") as progress,
+    ):
+        write_checkin = _checkin_writer(clean_file)
+        write_rejected = _rejects_writer(rejects_file)
         report = services.clean_source(
-            source, checkins.append, rejected.append, progress=progress.update
+            source, write_checkin, write_rejected, progress=progress.update
         )
-    checkins.sort(key=lambda checkin: checkin.line)
-    rejected.sort(key=lambda row: row.line)
-    with _open_output(arguments.output) as file:
-        _write_checkins(file, checkins)
-    with _open_output(arguments.rejects) as file:
-        _write_rejects(file, rejected)
     _print_report(report, arguments.json)
     return 0
+
+
+def _check_distinct_paths(source: str, output: str, rejects: str) -> None:
+    paths = {"FILE": Path(source), "--output": Path(output), "--rejects": Path(rejects)}
+    seen: dict[Path, str] = {}
+    for name, path in paths.items():
+        resolved = path.resolve()
+        if resolved in seen:
+            raise CommandError(
+                f"{seen[resolved]} and {name} are the same file {path}; "
+                "give each its own path"
+            )
+        seen[resolved] = name
 
 
 def _open_output(path: str) -> TextIO:
@@ -273,27 +287,33 @@ def _open_output(path: str) -> TextIO:
         raise CommandError(f"{path}: cannot write: {error.strerror}") from None
 
 
-def _write_checkins(file: TextIO, checkins: list[CheckIn]) -> None:
+def _checkin_writer(file: TextIO):
     writer = csv.writer(file)
     writer.writerow(["user", "timestamp", "hours", "project", "flags", "line"])
-    for checkin in checkins:
+
+    def write(checkin: CheckIn) -> None:
         writer.writerow(
             [
-                checkin.user,
+                safe_cell(checkin.user),
                 checkin.checkin_at.isoformat().replace("+00:00", "Z"),
                 checkin.hours,
-                checkin.project,
+                safe_cell(checkin.project),
                 ";".join(sorted(flag.value for flag in checkin.flags)),
                 checkin.line,
             ]
         )
 
+    return write
 
-def _write_rejects(file: TextIO, rows: list[Quarantined]) -> None:
+
+def _rejects_writer(file: TextIO):
     writer = csv.writer(file)
     writer.writerow(["line", "reason", "detail", "raw_text"])
-    for row in rows:
-        writer.writerow([row.line, row.reason.value, row.detail, row.text])
+
+    def write(row: Quarantined) -> None:
+        writer.writerow([row.line, row.reason.value, row.detail, safe_cell(row.text)])
+
+    return write
 
 
 class Progress:

@@ -38,6 +38,9 @@ limit_request_fields = 50
 limit_request_field_size = 8190
 # The heartbeat file is touched every second; memory is faster than disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Gunicorn 27 opens a control socket at one path per user, which
+# servers started side by side would share. Nothing here uses it.
+control_socket_disable = True
 
 
 def worker_exit(server: Arbiter, worker: Worker) -> None:
@@ -63,6 +66,7 @@ def options() -> dict[str, object]:
         "limit_request_fields",
         "limit_request_field_size",
         "worker_tmp_dir",
+        "control_socket_disable",
         "worker_exit",
     )
     return {name: globals()[name] for name in names}

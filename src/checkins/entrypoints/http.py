@@ -45,6 +45,7 @@ from checkins.entrypoints.http_params import (
     parse_time_zone,
     show,
 )
+from checkins.entrypoints.spreadsheet import safe_cell
 from checkins.ports import CheckinQueries
 
 
@@ -86,7 +87,13 @@ def create_app(
     whose SHA-256 is among them. With `etags`, responses carry an ETag and
     conditional requests may get 304.
     """
-    parse_time_zone("CHECKINS_TIMEZONE", time_zone)
+    try:
+        parse_time_zone("CHECKINS_TIMEZONE", time_zone)
+    except ParameterError:
+        raise ValueError(
+            f"invalid CHECKINS_TIMEZONE {time_zone!r}: expected an IANA time zone "
+            "name, such as UTC or Asia/Manila"
+        ) from None
     metrics = HttpMetrics(queries.pool_stats)
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
@@ -142,7 +149,9 @@ class _Validator:
         version = self._queries.data_version()
         req.context.data_version = version
         tag = self.tag(req, representation, version)
-        if any(given in ("*", tag) for given in req.if_none_match):
+        # "*" is not honoured here: it would answer 304 for a user that does
+        # not exist, before the query that finds out.
+        if tag in req.if_none_match:
             resp.status = falcon.HTTP_304
             self.label(req, resp, representation, version)
             return True
@@ -187,13 +196,13 @@ class Health:
 
 
 class Ready:
-    """Readiness check: whether the database answers a query now."""
+    """Readiness check: whether the database runs a query now."""
 
     def __init__(self, queries: CheckinQueries) -> None:
         self._queries = queries
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Respond 200 when the database answers within 1 s, else 503."""
+        """Respond 200 when a database query succeeds within 1 s, else 503."""
         self._queries.check(timeout=READY_TIMEOUT_SECONDS)
         resp.media = {"status": "ready"}
 
@@ -285,16 +294,15 @@ class UserCheckins:
         if self._cache.not_modified(req, resp, representation):
             return
 
+        # The version is read before the rows, so a load in between leaves an
+        # older tag on newer rows, which only costs the client a full response.
+        self._cache.label(req, resp, representation)
         if representation == "csv":
             pages = services.export_checkins(self._queries, query)
-            self._cache.label(req, resp, representation)
             resp.content_type = MEDIA_CSV
             resp.stream = _csv_lines(pages)
             return
 
-        # The version is read before the rows, so a load in between leaves an
-        # older tag on newer rows, which only costs the client a full response.
-        self._cache.label(req, resp, representation)
         page = services.render_user_checkins(self._queries, query)
         next_position = page.next_position
         cursor = None if next_position is None else encode_cursor(next_position)
@@ -383,10 +391,10 @@ def _csv_lines(pages: Iterator[list[StoredCheckin]]) -> Iterator[bytes]:
                 writer.writerow(
                     (
                         checkin.id,
-                        checkin.user,
+                        safe_cell(checkin.user),
                         format_utc(checkin.checkin_at),
                         format(checkin.hours, "f"),
-                        checkin.project,
+                        safe_cell(checkin.project),
                         ";".join(checkin.flags),
                     )
                 )
@@ -494,6 +502,9 @@ def _serialize_problem(
         title = HTTPStatus(status).phrase
     except ValueError:
         title = error.title
+    # A tag set before the error belongs to the data, not to this problem.
+    resp.delete_header("ETag")
+    resp.delete_header("Cache-Control")
     resp.content_type = MEDIA_PROBLEM_JSON
     resp.media = {
         "type": "about:blank",

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from checkins.domain.projects import normalise_name
 from checkins.domain.queries import CheckinQuery, Grouping, Position, SummaryQuery
+from checkins.domain.timestamps import MAX_YEAR, MIN_YEAR
 
 
 DEFAULT_LIMIT = 100
@@ -112,13 +113,17 @@ def parse_date(name: str, text: str) -> dt.date:
     # date.fromisoformat alone would also take forms like 20181126 and 2018-W48-1.
     if _DATE.fullmatch(text):
         try:
-            return dt.date.fromisoformat(text)
+            day = dt.date.fromisoformat(text)
         except ValueError:
             pass
+        else:
+            if MIN_YEAR <= day.year <= MAX_YEAR:
+                return day
     raise ParameterError(
         name,
         f"invalid query parameter {name}={show(text)}: "
-        "expected a date as YYYY-MM-DD, such as 2018-11-26",
+        f"expected a date as YYYY-MM-DD from {MIN_YEAR} to {MAX_YEAR}, "
+        "such as 2018-11-26",
     )
 
 

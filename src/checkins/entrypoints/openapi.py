@@ -382,7 +382,11 @@ DOCUMENT: dict[str, Any] = {
                         "type": "array",
                         "items": {
                             "type": "string",
-                            "enum": ["repeated_entry", "day_over_24h"],
+                            "enum": [
+                                "repeated_entry",
+                                "day_over_24h",
+                                "isolated_timestamp",
+                            ],
                         },
                     },
                 },

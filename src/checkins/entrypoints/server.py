@@ -24,7 +24,9 @@ class _CheckinsApplication(gunicorn.app.base.BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            # Settings that this gunicorn version lacks are left out.
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
 
     def load(self):
         from checkins.entrypoints.wsgi import build_app
