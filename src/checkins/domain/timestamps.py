@@ -113,6 +113,8 @@ def parse_timestamp(text: str) -> ParsedStamp:
 # stays small.
 @functools.lru_cache(maxsize=65536)
 def _parse_stripped(text: str) -> ParsedStamp:
+    if (parsed := _parse_export_iso(text)) is not None:
+        return parsed
     if match := _ISO.fullmatch(text):
         return _from_iso(match, text)
     if match := _US.fullmatch(text):
@@ -122,6 +124,34 @@ def _parse_stripped(text: str) -> ParsedStamp:
     raise TimestampError(
         f"timestamp {text!r} matches no supported form "
         "(ISO 8601, MM/DD/YYYY hh:mm AM, or '26 ноября 2018 14:47')"
+    )
+
+
+_EXPORT_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+)
+
+
+def _parse_export_iso(text: str) -> ParsedStamp | None:
+    """Parse the export's usual form, ``2018-11-26 14:47:36.0429 UTC``, quickly.
+
+    Most stamps of an export have this form, and the standard library parses
+    it several times faster than the general expressions. Anything else,
+    invalid dates included, returns None for the general path to handle.
+    """
+    if not text.endswith(" UTC") or not _EXPORT_ISO.fullmatch(text, 0, len(text) - 4):
+        return None
+    try:
+        local = dt.datetime.fromisoformat(text[:-4])
+    except ValueError:
+        return None
+    if not MIN_YEAR <= local.year <= MAX_YEAR:
+        return None
+    return ParsedStamp(
+        instant=local.replace(tzinfo=dt.UTC),
+        stamp_format=StampFormat.ISO,
+        minute_precision=False,
+        had_offset=False,
     )
 
 
