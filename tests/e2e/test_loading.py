@@ -103,6 +103,16 @@ def test_snapshot_retires_missing_rows(
         ).fetchone()[0]
     assert 110 == retired
 
+    status, output, _ = run_cli(
+        database_url, "load", "--mode", "snapshot", "--json", str(real_export)
+    )
+    restored = json.loads(output)
+
+    assert 0 == status
+    assert 110 == restored["rows_revived"]
+    assert 10 == restored["rows_retired"]
+    assert 0 == restored["rows_inserted"]
+
 
 def test_folder_loads_each_file_once(run_cli, database_url, tmp_path, export_lines):
     """Loading a folder twice loads each file once and skips it the second time."""

@@ -368,3 +368,11 @@ def test_spilled_cleaning_equals_in_memory():
 
     assert in_memory == spilled
     assert 6 == len(spilled[1])
+
+
+def test_clean_records_truncated_fraction():
+    """Digits past microseconds are dropped, and the change is recorded."""
+    outcome = clean_row(raw(2, timestamp="2018-11-26 14:47:36.1234567 UTC"), ALIASES)
+
+    assert utc(2018, 11, 26, 14, 47, 36, 123456) == outcome.checkin_at
+    assert {Fix.TIMESTAMP_NORMALISED} == outcome.fixes

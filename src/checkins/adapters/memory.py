@@ -125,6 +125,9 @@ class _InMemoryLoadWriter(LoadWriter):
         report.load_id = self.load_id
         report.rows_inserted = inserted
         report.rows_retired = retiring
+        report.rows_revived = sum(
+            1 for _, key, _, _ in repository.retired if key in file_keys
+        )
         self._load = StoredLoad(
             id=self.load_id,
             source=self.source,

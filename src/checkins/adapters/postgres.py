@@ -277,7 +277,7 @@ class _PostgresLoadWriter(LoadWriter):
         self.close_lookups()
         cursor = self._cursor
         self._store_quarantined()
-        changed_users = self._restore_seen()
+        revived, changed_users = self._restore_seen()
         retired = 0
         if self.mode == "snapshot":
             retired, retired_users = self._retire_missing(self.window or report.window)
@@ -287,6 +287,7 @@ class _PostgresLoadWriter(LoadWriter):
         report.load_id = self.load_id
         report.rows_inserted = self._inserted
         report.rows_retired = retired
+        report.rows_revived = revived
         cursor.execute(
             "UPDATE loads SET finished_at = %s, rows_read = %s, rows_loaded = %s,"
             " rows_quarantined = %s, rows_inserted = %s, rows_retired = %s,"
@@ -341,7 +342,7 @@ class _PostgresLoadWriter(LoadWriter):
         return new
 
     def _track(self, records: list[Record]) -> None:
-        """Add the records to the per-user totals and the load's stamp range."""
+        """Add the records to the per-user totals."""
         totals = self._totals
         for record in records:
             user, at, hours = record[1], record[2], record[3]
@@ -425,7 +426,7 @@ class _PostgresLoadWriter(LoadWriter):
                     )
                 )
 
-    def _restore_seen(self) -> set[str]:
+    def _restore_seen(self) -> tuple[int, set[str]]:
         """Keep the seen rows' ids for this load; return users of revived rows.
 
         A stored row that a snapshot had retired is current again when a
@@ -435,7 +436,7 @@ class _PostgresLoadWriter(LoadWriter):
             "CREATE TEMP TABLE seen_checkins (id bigint PRIMARY KEY) ON COMMIT DROP"
         )
         if not self._seen_ids:
-            return set()
+            return 0, set()
         with self._cursor.copy("COPY seen_checkins (id) FROM STDIN") as copy:
             copy.write("".join(f"{row_id}\n" for row_id in set(self._seen_ids)))
         revived = self._cursor.execute(
@@ -443,7 +444,7 @@ class _PostgresLoadWriter(LoadWriter):
             " WHERE c.id = s.id AND c.retired_by IS NOT NULL"
             " RETURNING c.user_name"
         ).fetchall()
-        return {user for (user,) in revived}
+        return len(revived), {user for (user,) in revived}
 
     def _retire_missing(
         self, window: tuple[dt.datetime, dt.datetime] | None

@@ -170,7 +170,11 @@ class RowCleaner:
             parsed = parse_timestamp(text)
         except TimestampError as error:
             return _remember(self._stamps, text, str(error))
-        normalised = parsed.stamp_format is not StampFormat.ISO or parsed.had_offset
+        normalised = (
+            parsed.stamp_format is not StampFormat.ISO
+            or parsed.had_offset
+            or parsed.truncated
+        )
         stamp = (
             parsed.instant,
             parsed.stamp_format,

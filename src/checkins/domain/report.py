@@ -53,6 +53,7 @@ class LoadReport:
     rows_quarantined: int = 0
     rows_inserted: int = 0
     rows_retired: int = 0
+    rows_revived: int = 0
     blank_lines: int = 0
     # The window of a snapshot load: the stamps between which stored rows the
     # file lacks are retired.
@@ -114,6 +115,7 @@ class LoadReport:
             "rows_inserted": self.rows_inserted,
             "rows_already_stored": self.rows_loaded - self.rows_inserted,
             "rows_retired": self.rows_retired,
+            "rows_revived": self.rows_revived,
             "window": (
                 None
                 if self.window is None
@@ -154,6 +156,8 @@ def format_report(report: dict) -> str:
     lines.append(f"rows quarantined    {report['rows_quarantined']:>9,}")
     if report["load_id"] is not None:
         lines.append(f"rows retired        {report['rows_retired']:>9,}")
+        if report.get("rows_revived"):
+            lines.append(f"rows current again  {report['rows_revived']:>9,}")
     if report.get("window"):
         lines.append(
             f"snapshot window     {report['window'][0]} to {report['window'][1]}"

@@ -33,12 +33,17 @@ class TimestampError(ValueError):
 
 @attrs.frozen
 class ParsedStamp:
-    """An instant in UTC, the form it was written in and whether it had seconds."""
+    """An instant in UTC, the form it was written in and whether it had seconds.
+
+    `truncated` is true when the text had digits beyond microseconds, which
+    were dropped.
+    """
 
     instant: dt.datetime
     stamp_format: StampFormat
     minute_precision: bool
     had_offset: bool
+    truncated: bool = False
 
 
 # A stamp with a nine-digit fraction and an offset,
@@ -152,6 +157,8 @@ def _parse_export_iso(text: str) -> ParsedStamp | None:
         stamp_format=StampFormat.ISO,
         minute_precision=False,
         had_offset=False,
+        # The fraction starts after "YYYY-MM-DD HH:MM:SS." and ends at " UTC".
+        truncated=len(text) - 4 - 20 > 6,
     )
 
 
@@ -176,6 +183,7 @@ def _from_iso(match: re.Match[str], text: str) -> ParsedStamp:
         stamp_format=StampFormat.ISO,
         minute_precision=match["second"] is None,
         had_offset=offset != dt.timedelta(0),
+        truncated=len(fraction) > 6,
     )
 
 

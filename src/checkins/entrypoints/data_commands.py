@@ -16,7 +16,6 @@ from checkins.domain.model import CheckIn, Quarantined
 from checkins.domain.report import LoadReport, format_report
 from checkins.domain.timestamps import TimestampError, parse_timestamp
 from checkins.entrypoints.spreadsheet import safe_cell
-from checkins.ports import SourceError
 
 
 logger = logging.getLogger(__name__)
@@ -352,6 +351,3 @@ class Progress:
         elif now - self.last_log >= self.LOG_SECONDS:
             self.last_log = now
             logger.info("%s: %d rows read, %.0f rows/s", self.title, rows, rate)
-
-
-__all__ = ["CommandError", "SourceError", "add_data_commands"]
