@@ -66,6 +66,8 @@ def ingest(
     with repository.load(
         source.name, report.sha256, clock(), mode=mode, window=window
     ) as writer:
+        # NOTE: a load keeps its quarantined rows in memory until it ends, so a
+        # file of millions of broken rows needs memory in proportion.
         quarantined = list(cleaning.read(rows))
         for row in quarantined:
             report.count(row)

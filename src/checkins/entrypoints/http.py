@@ -112,6 +112,8 @@ def create_app(
     app.add_route("/openapi.json", OpenApi())
     app.add_route("/projects", Projects(queries, cache))
     app.add_route("/users", Users(queries, cache))
+    # NOTE: a user name containing "/" is listed by /users but cannot be
+    # reached here, because the path is split after %2F is decoded.
     app.add_route("/users/{user}/checkins", UserCheckins(queries, cache))
     app.add_route("/users/{user}/summary", UserSummary(queries, cache, time_zone))
 
