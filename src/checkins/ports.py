@@ -67,7 +67,7 @@ class LoadWriter(abc.ABC):
 
 
 class CheckinRepository(abc.ABC):
-    """Where loads write check-ins, quarantined rows and the history of loads."""
+    """Storage of loads: their check-ins, quarantined rows and history."""
 
     @abc.abstractmethod
     def migrate(self) -> list[str]:

@@ -72,13 +72,18 @@ class CsvFileSource(CheckinSource):
         self.encoding = encoding
         self.extra_columns: list[str] = []
         self.blank_lines = 0
+        self._sha256: str | None = None
 
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        with self._open_binary() as file:
-            while chunk := file.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
+        # A load asks for the digest more than once, and hashing a large file
+        # takes a while, so it is computed once per source.
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            with self._open_binary() as file:
+                while chunk := file.read(1 << 20):
+                    digest.update(chunk)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
     def rows(self) -> Iterator[RawRow]:
         encoding = self._choose_encoding()

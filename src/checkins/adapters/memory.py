@@ -29,7 +29,7 @@ from checkins.ports import CheckinQueries, CheckinRepository, LoadWriter
 class InMemoryCheckinRepository(CheckinRepository):
     """Stored check-ins in plain lists, for the core's unit tests.
 
-    `checkins` holds the current rows as (row, identity, load id) and
+    `checkins` contains the current rows as (row, identity, load id) and
     `retired` the rows a snapshot load retired, with that load's id.
     """
 
@@ -112,6 +112,7 @@ class _InMemoryLoadWriter(LoadWriter):
         inserted = sum(
             1 for key in file_keys if key not in current and key not in retired
         )
+
         retiring = 0
         window = self.window or report.window
         if self.mode == "snapshot" and window is not None:
@@ -122,12 +123,14 @@ class _InMemoryLoadWriter(LoadWriter):
                 if low <= row.checkin_at <= high and key not in file_keys
             )
         self._window = window
+
         report.load_id = self.load_id
         report.rows_inserted = inserted
         report.rows_retired = retiring
         report.rows_revived = sum(
             1 for _, key, _, _ in repository.retired if key in file_keys
         )
+
         self._load = StoredLoad(
             id=self.load_id,
             source=self.source,

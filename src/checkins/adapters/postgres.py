@@ -181,7 +181,8 @@ class _BackgroundWriter(LibpqWriter):
                 super().write(chunk)
         except BaseException as error:
             self._error = error
-            # Keep taking chunks, so that write() never blocks on a full queue.
+            # Keep taking chunks after a failure, so that write() does not
+            # block on a full queue and sees the error on its next call.
             while self._chunks.get() is not None:
                 pass
 

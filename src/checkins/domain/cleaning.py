@@ -385,10 +385,10 @@ class Cleaning:
     `read` applies the single-row rules and yields quarantined rows as they are
     found. `people` then applies each person's rules and yields that person's
     records. Each person's rules need all of that person's rows, so rows wait
-    until the file is read: in memory up to `max_rows_in_memory`, and beyond
-    that in temporary files, one per group of people, so that memory stays
-    flat however large the file. `progress`, when given, is called with the
-    number of rows read so far every 65,536 rows.
+    until the file is read. Up to `max_rows_in_memory` rows wait in memory.
+    Beyond that, all rows go to temporary files, one per group of people, so
+    memory stays flat however large the file is. `progress`, when given, is
+    called with the number of rows read so far every 65,536 rows.
     """
 
     PROGRESS_EVERY = 1 << 16
@@ -413,19 +413,19 @@ class Cleaning:
         clean_row = self.cleaner.clean
         by_person = self._by_person
         count = self.rows_read
-        held = 0
+        rows_held = 0
         for raw in rows:
             count += 1
             if not count % self.PROGRESS_EVERY:
                 if self.progress is not None:
                     self.progress(count)
-                if held > self.max_rows_in_memory:
+                if rows_held > self.max_rows_in_memory:
                     self._spill_rows()
-                    held = 0
+                    rows_held = 0
             outcome = clean_row(raw)
             if type(outcome) is tuple:
                 by_person[outcome[1]].append(outcome)
-                held += 1
+                rows_held += 1
             else:
                 yield outcome
         self.rows_read = count
@@ -457,8 +457,8 @@ class Cleaning:
 class _Spill:
     """Rows kept in temporary files, grouped by a hash of the person's name.
 
-    The files are unlinked as soon as they are created, so nothing is left
-    behind when the process ends, however it ends.
+    On POSIX systems tempfile unlinks each file as soon as it is created, so
+    nothing is left on disk when the process ends, even when it is killed.
     """
 
     GROUPS = 64

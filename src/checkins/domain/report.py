@@ -137,9 +137,18 @@ class LoadReport:
 
 def format_report(report: dict) -> str:
     """Format a report, as `LoadReport.to_dict` returns it, as aligned text."""
+    lines = _format_outcomes(report)
+    lines += _format_breakdowns(report)
+    lines += _format_months(report["rows_per_month"])
+    lines += _format_suggestions(report["alias_suggestions"])
+    return "\n".join(lines)
+
+
+def _format_outcomes(report: dict) -> list[str]:
     lines = [f"source              {report['source']}"]
     # A report of `clean` has no load, so it shows no stored counts.
-    if report["load_id"] is not None:
+    stored = report["load_id"] is not None
+    if stored:
         lines += [
             f"load id             {report['load_id']}",
             f"mode                {report['mode']}",
@@ -148,24 +157,28 @@ def format_report(report: dict) -> str:
         f"rows read           {report['rows_read']:>9,}",
         f"rows loaded         {report['rows_loaded']:>9,}",
     ]
-    if report["load_id"] is not None:
+    if stored:
         lines += [
             f"  newly stored      {report['rows_inserted']:>9,}",
             f"  already stored    {report['rows_already_stored']:>9,}",
         ]
     lines.append(f"rows quarantined    {report['rows_quarantined']:>9,}")
-    if report["load_id"] is not None:
+    if stored:
         lines.append(f"rows retired        {report['rows_retired']:>9,}")
         if report.get("rows_revived"):
             lines.append(f"rows current again  {report['rows_revived']:>9,}")
     if report.get("window"):
-        lines.append(
-            f"snapshot window     {report['window'][0]} to {report['window'][1]}"
-        )
+        low, high = report["window"]
+        lines.append(f"snapshot window     {low} to {high}")
     if report["blank_lines"]:
         lines.append(f"blank lines skipped {report['blank_lines']:>9,}")
     if report["extra_columns"]:
         lines.append(f"ignored columns     {', '.join(report['extra_columns'])}")
+    return lines
+
+
+def _format_breakdowns(report: dict) -> list[str]:
+    lines = []
     for title, key in (
         ("quarantined by reason", "quarantined_by_reason"),
         ("stamp formats", "formats"),
@@ -177,19 +190,28 @@ def format_report(report: dict) -> str:
             lines.extend(
                 f"  {name:<22}{count:>9,}" for name, count in report[key].items()
             )
-    months = report["rows_per_month"]
-    if months:
-        lines.append("rows per month")
-        widest = max(months.values())
-        for month, count in months.items():
-            bar = "#" * max(1, round(40 * count / widest))
-            lines.append(f"  {month}  {count:>9,}  {bar}")
-    suggestions = report["alias_suggestions"]
-    if suggestions:
-        lines.append("possible project typos (review, then add to the alias file)")
-        lines.extend(
-            f"  {s['name']} ({s['rows']:,} rows) -> {s['canonical']} "
-            f"({s['canonical_rows']:,} rows)"
-            for s in suggestions
-        )
-    return "\n".join(lines)
+    return lines
+
+
+def _format_months(months: dict[str, int]) -> list[str]:
+    """Draw rows per month as bars, so that a stray year stands out."""
+    if not months:
+        return []
+    lines = ["rows per month"]
+    widest = max(months.values())
+    for month, count in months.items():
+        bar = "#" * max(1, round(40 * count / widest))
+        lines.append(f"  {month}  {count:>9,}  {bar}")
+    return lines
+
+
+def _format_suggestions(suggestions: list[dict]) -> list[str]:
+    if not suggestions:
+        return []
+    lines = ["possible project typos (review, then add to the alias file)"]
+    lines.extend(
+        f"  {s['name']} ({s['rows']:,} rows) -> {s['canonical']} "
+        f"({s['canonical_rows']:,} rows)"
+        for s in suggestions
+    )
+    return lines

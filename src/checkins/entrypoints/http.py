@@ -151,8 +151,8 @@ class _Validator:
         version = self._queries.data_version()
         req.context.data_version = version
         tag = self.tag(req, representation, version)
-        # "*" is not honoured here: it would answer 304 for a user that does
-        # not exist, before the query that finds out.
+        # "*" is not honoured here, because it would return 304 for a user that
+        # does not exist, before the query that finds out.
         if tag in req.if_none_match:
             resp.status = falcon.HTTP_304
             self.label(req, resp, representation, version)
