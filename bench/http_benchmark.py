@@ -40,6 +40,8 @@ from pathlib import Path
 
 import psycopg
 
+from checkins.entrypoints import gunicorn_config
+
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPOSITORY = BENCH_DIR.parent
@@ -172,14 +174,16 @@ def _parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="gunicorn worker processes (default: %(default)s)",
+        default=gunicorn_config.workers,
+        help="gunicorn worker processes (default: the project's setting, "
+        "%(default)s here)",
     )
     parser.add_argument(
         "--gunicorn-threads",
         type=int,
-        default=4,
-        help="threads per gunicorn worker (default: %(default)s)",
+        default=gunicorn_config.threads,
+        help="threads per gunicorn worker (default: the project's setting, "
+        "%(default)s here)",
     )
     return parser.parse_args()
 

@@ -9,6 +9,7 @@ from checkins.domain.queries import QueriesUnavailableError
 from checkins.entrypoints.http import create_app
 from checkins.entrypoints.http_middleware import (
     TokenConfigError,
+    _access_line,
     hash_token,
     load_token_hashes,
 )
@@ -235,6 +236,25 @@ def test_access_log_line_per_request(queries, caplog):
     assert all(isinstance(line["duration_ms"], float) for line in lines)
     assert all(0 <= line["duration_ms"] < 5000 for line in lines)
     assert sorted(lines[0]) == ["duration_ms", "method", "path", "request_id", "status"]
+
+
+def test_access_log_keeps_non_ascii_characters(queries, caplog):
+    client = testing.TestClient(create_app(queries))
+
+    with caplog.at_level(logging.INFO, logger="checkins.access"):
+        client.simulate_get("/users/jos%C3%A9/checkins")
+        # %ED%A0%80 is not UTF-8, so Falcon decodes it to U+FFFD.
+        client.simulate_get("/users/%ED%A0%80/checkins")
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "checkins.access"]
+    assert '"path":"/users/josé/checkins"' in messages[0]
+    assert json.loads(messages[1])["path"] == "/users/\ufffd\ufffd\ufffd/checkins"
+
+
+def test_access_line_escapes_lone_surrogates():
+    line = _access_line({"path": "/users/\ud800/checkins", "status": 404})
+
+    assert line == '{"path": "/users/\\ud800/checkins", "status": 404}'
 
 
 def test_metrics_count_requests_by_route(queries):

@@ -93,14 +93,14 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="number of gunicorn worker processes (default: %(default)s)",
+        help="number of gunicorn worker processes (default: CHECKINS_WORKERS, "
+        "else two per CPU)",
     )
     serve.add_argument(
         "--threads",
         type=int,
-        default=4,
-        help="request threads in each worker process (default: %(default)s)",
+        help="request threads in each worker process (default: CHECKINS_THREADS, "
+        "else 1)",
     )
     serve.set_defaults(command=_serve)
     return parser
@@ -117,8 +117,14 @@ def _migrate(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int
 
 
 def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
+    from checkins.entrypoints import gunicorn_config
     from checkins.entrypoints.server import run_gunicorn
 
+    # gunicorn is imported only to serve, so that data commands start faster.
+    if arguments.workers is None:
+        arguments.workers = gunicorn_config.workers
+    if arguments.threads is None:
+        arguments.threads = gunicorn_config.threads
     if not 0 < arguments.port < 65536:
         raise CommandError(f"invalid --port {arguments.port}: expected 1 to 65535")
     if arguments.workers < 1:

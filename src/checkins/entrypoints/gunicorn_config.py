@@ -13,12 +13,25 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
 
-# gthread keeps idle keep-alive connections out of the thread pool and runs a
-# request per thread, so a worker overlaps database waits. Two processes match
-# a two-core machine; raise CHECKINS_WORKERS with the cores.
+def default_workers() -> int:
+    """Return two worker processes per CPU this process may run on.
+
+    While one worker waits for the database, the other runs.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return 2 * cpus
+
+
+# gthread keeps idle keep-alive connections out of the request threads. The
+# threads of one process share the GIL, and with several request threads each
+# request spends worker CPU handing the GIL back and forth, so the default
+# scales with processes and gives each one request thread.
 worker_class = "gthread"
-workers = int(os.environ.get("CHECKINS_WORKERS") or 2)
-threads = int(os.environ.get("CHECKINS_THREADS") or 4)
+workers = int(os.environ.get("CHECKINS_WORKERS") or default_workers())
+threads = int(os.environ.get("CHECKINS_THREADS") or 1)
 bind = ["127.0.0.1:8000"]
 
 # A worker that does not report for this many seconds is killed and replaced.

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import falcon
+import orjson
 
 from checkins.entrypoints.http_metrics import HttpMetrics
 
@@ -131,18 +132,21 @@ class RequestMiddleware:
         route = req.uri_template or "unmatched"
         self._metrics.observe(route, req.method, status, seconds)
         if access_logger.isEnabledFor(logging.INFO):
-            access_logger.info(
-                "%s",
-                json.dumps(
-                    {
-                        "method": req.method,
-                        "path": req.path[:_MAX_LOGGED_PATH],
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 3),
-                        "request_id": request_id,
-                    },
-                    ensure_ascii=False,
-                ),
+            line = _access_line(
+                {
+                    "method": req.method,
+                    "path": req.path[:_MAX_LOGGED_PATH],
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "request_id": request_id,
+                }
+            )
+            # makeRecord skips the stack walk that info() does to find the
+            # caller, which access log lines do not show.
+            access_logger.handle(
+                access_logger.makeRecord(
+                    access_logger.name, logging.INFO, __file__, 0, line, (), None
+                )
             )
 
     def _new_request_id(self) -> str:
@@ -182,6 +186,16 @@ class RequestMiddleware:
         for expected in self._token_hashes:
             accepted |= hmac.compare_digest(digest, expected)
         return accepted
+
+
+def _access_line(fields: dict[str, object]) -> str:
+    """Return `fields` as one line of JSON, with non-ASCII characters kept."""
+    try:
+        return orjson.dumps(fields).decode()
+    except orjson.JSONEncodeError:
+        # orjson rejects lone surrogates. Escaped as \uXXXX by json, they
+        # cannot break the log's UTF-8.
+        return json.dumps(fields)
 
 
 def configure_access_log() -> None:

@@ -1,0 +1,37 @@
+import importlib
+import os
+
+import pytest
+
+from checkins.entrypoints import gunicorn_config
+
+
+@pytest.fixture(name="reload_config")
+def fixture_reload_config(monkeypatch):
+    """Reload the settings module under the test's environment, then restore it."""
+
+    def reload(**environment):
+        for name in ("CHECKINS_WORKERS", "CHECKINS_THREADS"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        return importlib.reload(gunicorn_config)
+
+    yield reload
+    monkeypatch.undo()
+    importlib.reload(gunicorn_config)
+
+
+def test_default_workers_and_threads(reload_config):
+    config = reload_config()
+
+    assert config.workers == 2 * len(os.sched_getaffinity(0))
+    assert config.threads == 1
+    assert config.worker_class == "gthread"
+
+
+def test_environment_sets_workers_and_threads(reload_config):
+    config = reload_config(CHECKINS_WORKERS="3", CHECKINS_THREADS="2")
+
+    assert config.options()["workers"] == 3
+    assert config.options()["threads"] == 2
