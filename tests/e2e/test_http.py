@@ -519,20 +519,53 @@ def test_hostile_user_is_problem_404(client, value):
     assert len(result.json["detail"]) < 200
 
 
-@pytest.mark.parametrize("value", ["a/b", "../.."])
-def test_slash_in_user_is_problem_404(client, value):
-    path = checkins_path(value)
+@pytest.mark.parametrize("value", ["a/b", "../..", "/"])
+def test_unknown_user_with_slash_is_problem_404(client, value):
+    result = client.simulate_get(checkins_path(value))
 
-    result = client.simulate_get(path)
-
-    # WSGI servers decode %2F before routing, so the path has more segments.
     assert_problem(
         result,
         404,
         "Not Found",
-        f"no resource at path {urllib.parse.unquote(path)!r}; "
-        f"the resources are {ROUTES}",
+        f"user {value!r} not found; GET /users lists the users",
     )
+
+
+def test_unencoded_slash_in_user_is_problem_404(client):
+    result = client.simulate_get("/users/a/b/checkins")
+
+    assert_problem(
+        result,
+        404,
+        "Not Found",
+        f"no resource at path '/users/a/b/checkins'; the resources are {ROUTES}",
+    )
+
+
+def test_user_with_slash_is_served(tmp_path, database_url):
+    path = tmp_path / "slash.csv"
+    path.write_text(
+        "user,timestamp,hours,project\nOps/Team,2018-11-26 10:00:00 UTC,2,hiring\n",
+        encoding="utf-8",
+    )
+    ingest(CsvFileSource(path), PostgresCheckinRepository(database_url))
+    queries = PostgresCheckinQueries(database_url)
+    client = testing.TestClient(create_app(queries))
+    try:
+        # %2F in either case reaches the user; the WSGI server decodes both.
+        page = client.simulate_get("/users/ops%2Fteam/checkins")
+        summary = client.simulate_get("/users/ops%2fteam/summary?by=project")
+    finally:
+        queries.close()
+
+    assert page.status_code == 200
+    assert page.json == {
+        "user": "ops/team",
+        "checkins": [checkin(1, "2018-11-26T10:00:00Z", 2, "hiring", user="ops/team")],
+        "next_cursor": None,
+    }
+    assert summary.status_code == 200
+    assert summary.json["groups"] == [{"group": "hiring", "checkins": 1, "hours": 2}]
 
 
 @pytest.mark.parametrize("value", HOSTILE_VALUES)

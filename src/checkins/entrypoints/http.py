@@ -11,12 +11,14 @@ import hashlib
 import io
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from http import HTTPStatus
 
 import falcon
 import falcon.media
+import falcon.uri
 import orjson
 
 from checkins import services
@@ -97,7 +99,10 @@ def create_app(
     metrics = HttpMetrics(queries.pool_stats)
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
-        middleware=[RequestMiddleware(metrics, token_hashes, OPEN_PATHS)],
+        middleware=[
+            RequestMiddleware(metrics, token_hashes, OPEN_PATHS),
+            EncodedSlashInUser(),
+        ],
     )
 
     json_handler = falcon.media.JSONHandler(dumps=dumps_fast_json, loads=json.loads)
@@ -112,8 +117,6 @@ def create_app(
     app.add_route("/openapi.json", OpenApi())
     app.add_route("/projects", Projects(queries, cache))
     app.add_route("/users", Users(queries, cache))
-    # NOTE: a user name containing "/" is listed by /users but cannot be
-    # reached here, because the path is split after %2F is decoded.
     app.add_route("/users/{user}/checkins", UserCheckins(queries, cache))
     app.add_route("/users/{user}/summary", UserSummary(queries, cache, time_zone))
 
@@ -124,6 +127,46 @@ def create_app(
     app.add_error_handler(QueriesUnavailableError, _handle_unavailable)
     app.set_error_serializer(_serialize_problem)
     return app
+
+
+class EncodedSlashInUser:
+    """Middleware that routes /users/{user}/... for user names with "/" in them.
+
+    The WSGI server decodes %2F to "/" in PATH_INFO, so the route would see an
+    extra path segment. The undecoded path is read from RAW_URI, which
+    gunicorn and Falcon's test client set. Under a server that does not set
+    it, such a user cannot be reached.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Route the request with the user segment still encoded."""
+        raw_uri = req.env.get("RAW_URI")
+        if not raw_uri or "%2f" not in raw_uri.lower():
+            return
+        segments = urllib.parse.urlsplit(raw_uri).path.split("/")
+        if (
+            len(segments) == 4
+            and segments[0] == ""
+            and segments[1] == "users"
+            and segments[3] in ("checkins", "summary")
+            and "%2f" in segments[2].lower()
+        ):
+            # The segment stays encoded in the path, so that the access log
+            # and the ETag, which both read the path, tell such users apart.
+            req.context.user = falcon.uri.decode(segments[2], unquote_plus=False)
+            req.path = "/".join(segments)
+
+    def process_resource(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: object,
+        params: dict[str, object],
+    ) -> None:
+        """Pass the decoded user name to the resource."""
+        user = req.context.get("user")
+        if user is not None and "user" in params:
+            params["user"] = user
 
 
 class _Validator:

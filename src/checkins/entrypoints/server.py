@@ -54,7 +54,7 @@ def run_gunicorn(
         "threads": threads,
     }
     logger.info(
-        "serving on http://%s:%d with %d workers of %d threads",
+        "serving on http://%s:%d with %d workers, %d threads each",
         host,
         port,
         workers,
