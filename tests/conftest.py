@@ -2,9 +2,11 @@
 
 import contextlib
 import os
+import tempfile
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,7 +19,7 @@ TEST_DATABASE_URL_VARIABLE = "CHECKINS_TEST_DATABASE_URL"
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     """Yield the URL of a PostgreSQL server that lasts the whole session.
 
     The server is the one at CHECKINS_TEST_DATABASE_URL when that is set. Otherwise
@@ -29,7 +31,13 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         yield url
         return
 
-    with EmbeddedPostgres(tmp_path_factory.mktemp("postgres")) as embedded_url:
+    # The data folder lies outside pytest's base temporary folder, because a
+    # pytest run removes the older base folders, even those of a run that is
+    # still going on the same machine.
+    with (
+        tempfile.TemporaryDirectory(prefix="checkins-test-postgres-") as folder,
+        EmbeddedPostgres(Path(folder)) as embedded_url,
+    ):
         yield embedded_url
 
 

@@ -127,3 +127,51 @@ def test_unreachable_database_is_one_line(run_cli, tmp_path):
     assert 1 == status
     assert error.startswith("checkins: error: database unavailable: ")
     assert 1 == len(error.strip().splitlines())
+
+
+def test_clean_output_can_be_cleaned_again(run_cli, database_url, tmp_path):
+    source = tmp_path / "tiny.csv"
+    source.write_text(
+        "user,timestamp,hours,project\n"
+        "ned,2018-11-26 10:00:00 UTC,0.0000000000001,hiring\n"
+        "ned,2018-11-26 11:00:00 UTC,7.50,hiring\n",
+        encoding="utf-8",
+    )
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+
+    rejects = tmp_path / "rejects.csv"
+
+    status, _, error = run_cli(
+        database_url,
+        "clean",
+        str(source),
+        "--output",
+        str(first),
+        "--rejects",
+        str(rejects),
+    )
+    again, output, _ = run_cli(
+        database_url,
+        "clean",
+        str(first),
+        "--output",
+        str(second),
+        "--rejects",
+        str(rejects),
+        "--json",
+    )
+
+    assert 0 == status, error
+    assert 0 == again
+    assert 0 == json.loads(output)["rows_quarantined"]
+    # Decimal would print the first as 1E-13, which the loader rejects.
+    assert [line.split(",")[2] for line in first.read_text().splitlines()] == [
+        "hours",
+        "0.0000000000001",
+        "7.50",
+    ]
+    assert [line.split(",")[2] for line in second.read_text().splitlines()] == [
+        "hours",
+        "0.0000000000001",
+        "7.50",
+    ]

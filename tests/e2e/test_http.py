@@ -542,6 +542,31 @@ def test_unencoded_slash_in_user_is_problem_404(client):
     )
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/users/alice%2Fcheckins", "/users%2Falice%2Fcheckins", "/users/alice%2fsummary"],
+)
+def test_encoded_slash_outside_user_is_problem_404(client, path):
+    result = client.simulate_get(path, query_string="by=day")
+
+    assert_problem(
+        result,
+        404,
+        "Not Found",
+        f"no resource at path {path!r}; the resources are {ROUTES}",
+    )
+
+
+def test_encoded_slash_in_query_leaves_path_decoded(client):
+    result = client.simulate_get(
+        "/users/%20Alice%20/checkins", query_string="project=a%2Fb"
+    )
+
+    assert result.status_code == 200
+    assert result.json["user"] == "alice"
+    assert result.json["checkins"] == []
+
+
 def test_user_with_slash_is_served(tmp_path, database_url):
     path = tmp_path / "slash.csv"
     path.write_text(

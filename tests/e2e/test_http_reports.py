@@ -308,6 +308,17 @@ def test_checkins_csv_by_accept_header(client):
     ]
 
 
+@pytest.mark.parametrize(
+    "accept", ["TEXT/CSV", "Text/Csv;q=0.9, application/json;q=0.5"]
+)
+def test_checkins_csv_accept_ignores_case(client, accept):
+    result = client.simulate_get("/users/eve/checkins", headers={"Accept": accept})
+
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "text/csv; charset=utf-8"
+    assert csv_lines(result)[0] == "id,user,checkin_at,hours,project,flags"
+
+
 def test_checkins_csv_by_format_parameter(client):
     result = client.simulate_get(
         "/users/dana/checkins",
@@ -460,6 +471,18 @@ def test_etag_differs_by_url_and_format(client):
     }
 
     assert len(tags) == 4
+
+
+def test_summary_etag_differs_by_default_time_zone(queries):
+    path = "/users/dana/summary?by=day"
+    utc = testing.TestClient(create_app(queries)).simulate_get(path)
+    manila = testing.TestClient(create_app(queries, time_zone="Asia/Manila"))
+
+    result = manila.simulate_get(path, headers={"If-None-Match": utc.headers["etag"]})
+
+    assert result.status_code == 200
+    assert result.json["tz"] == "Asia/Manila"
+    assert result.headers["etag"] != utc.headers["etag"]
 
 
 def test_etags_can_be_switched_off(queries):

@@ -137,6 +137,27 @@ def test_folder_loads_each_file_once(run_cli, database_url, tmp_path, export_lin
     assert 10_000 == sum(load["rows_read"] for load in loads)
 
 
+def test_folder_of_one_file_loads_it_once(
+    run_cli, database_url, tmp_path, export_lines
+):
+    header, lines = export_lines
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_lines(folder / "only.csv", header, lines[:100])
+
+    first = run_cli(database_url, "load", str(folder))
+    second = run_cli(database_url, "load", str(folder))
+    again = run_cli(database_url, "load", str(folder / "only.csv"))
+    _, output, _ = run_cli(database_url, "loads", "--json")
+
+    assert 0 == first[0]
+    assert 0 == second[0]
+    assert 1 == second[1].count("skipped ")
+    # Named on its own, the file is loaded again, which stores nothing new.
+    assert 0 == again[0]
+    assert [100, 100] == [json.loads(line)["rows_read"] for line in output.splitlines()]
+
+
 def test_killed_load_changes_nothing(database_url, tmp_path, export_lines):
     """A load killed halfway leaves the data as it was, and a rerun works."""
     header, lines = export_lines

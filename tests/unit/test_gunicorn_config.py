@@ -35,3 +35,14 @@ def test_environment_sets_workers_and_threads(reload_config):
 
     assert config.options()["workers"] == 3
     assert config.options()["threads"] == 2
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5", "²"])
+def test_invalid_worker_count_is_rejected(reload_config, value):
+    with pytest.raises(ValueError) as raised:
+        reload_config(CHECKINS_WORKERS=value)
+
+    assert str(raised.value) == (
+        f"invalid CHECKINS_WORKERS {value!r}: expected a whole number of 1 or "
+        "more, or unset it for the default"
+    )

@@ -182,6 +182,21 @@ def test_missing_tokens_file_is_reported(tmp_path):
         load_token_hashes(path, None)
 
 
+@pytest.mark.parametrize("content", ["", "# every token revoked\n\n"])
+def test_tokens_file_without_digest_is_rejected(tmp_path, content):
+    path = tmp_path / "tokens"
+    path.write_text(content, encoding="ascii")
+
+    with pytest.raises(TokenConfigError) as raised:
+        load_token_hashes(path, None)
+
+    assert str(raised.value) == (
+        f"the API token hashes file {path} contains no SHA-256 digest; add the "
+        "sha256 of each accepted token, or unset CHECKINS_API_TOKENS_FILE to "
+        "serve without authentication"
+    )
+
+
 def test_request_id_is_kept_when_valid(queries):
     client = testing.TestClient(create_app(queries))
 
@@ -255,6 +270,22 @@ def test_access_line_escapes_lone_surrogates():
     line = _access_line({"path": "/users/\ud800/checkins", "status": 404})
 
     assert line == '{"path": "/users/\\ud800/checkins", "status": 404}'
+
+
+# Falcon's test client checks requests with wsgiref, which warns of such methods.
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
+def test_metrics_count_unknown_methods_as_other(queries):
+    client = testing.TestClient(create_app(queries))
+    client.simulate_request("M67181", "/users")
+    client.simulate_request("X-INVENTED", "/users")
+
+    lines = client.simulate_get("/metrics").text.splitlines()
+
+    assert [line for line in lines if "M67181" in line or "INVENTED" in line] == []
+    assert (
+        'checkins_http_requests_total{method="other",route="/users",status="400"} 2.0'
+        in lines
+    )
 
 
 def test_metrics_count_requests_by_route(queries):

@@ -117,7 +117,10 @@ def _migrate(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int
 
 
 def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
-    from checkins.entrypoints import gunicorn_config
+    try:
+        from checkins.entrypoints import gunicorn_config
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     from checkins.entrypoints.server import run_gunicorn
 
     # gunicorn is imported only to serve, so that data commands start faster.

@@ -113,7 +113,10 @@ def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         services.check_source(source)
 
     repository = bootstrap.build_repository(settings)
-    loaded = repository.loaded_sha256s() if len(sources) > 1 else set()
+    # A single file named on its own is loaded again when asked. The files of
+    # a folder, or of a list, are loaded once each.
+    batch = len(sources) > 1 or any(Path(text).is_dir() for text in arguments.paths)
+    loaded = repository.loaded_sha256s() if batch else set()
     for source in sources:
         sha256 = source.sha256()
         if sha256 in loaded:
@@ -295,7 +298,8 @@ def _checkin_writer(file: TextIO):
             [
                 safe_cell(checkin.user),
                 checkin.checkin_at.isoformat().replace("+00:00", "Z"),
-                checkin.hours,
+                # Fixed-point, because the loader rejects exponents like 1E-13.
+                format(checkin.hours, "f"),
                 safe_cell(checkin.project),
                 ";".join(sorted(flag.value for flag in checkin.flags)),
                 checkin.line,

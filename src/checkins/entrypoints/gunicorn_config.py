@@ -25,13 +25,26 @@ def default_workers() -> int:
     return 2 * cpus
 
 
+def _count_setting(name: str, default: int) -> int:
+    """Return the environment variable `name` as a count of 1 or more."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(
+            f"invalid {name} {text!r}: expected a whole number of 1 or more, "
+            "or unset it for the default"
+        )
+    return int(text)
+
+
 # gthread keeps idle keep-alive connections out of the request threads. The
 # threads of one process share the GIL, and with several request threads each
 # request spends worker CPU handing the GIL back and forth, so the default
 # scales with processes and gives each one request thread.
 worker_class = "gthread"
-workers = int(os.environ.get("CHECKINS_WORKERS") or default_workers())
-threads = int(os.environ.get("CHECKINS_THREADS") or 1)
+workers = _count_setting("CHECKINS_WORKERS", default_workers())
+threads = _count_setting("CHECKINS_THREADS", 1)
 bind = ["127.0.0.1:8000"]
 
 # A worker that does not report for this many seconds is killed and replaced.

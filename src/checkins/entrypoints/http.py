@@ -20,6 +20,7 @@ import falcon
 import falcon.media
 import falcon.uri
 import orjson
+from falcon.util import mediatypes
 
 from checkins import services
 from checkins.domain.queries import (
@@ -139,11 +140,14 @@ class EncodedSlashInUser:
     """
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Route the request with the user segment still encoded."""
+        """Route a path that contains %2F with its segments still encoded."""
         raw_uri = req.env.get("RAW_URI")
         if not raw_uri or "%2f" not in raw_uri.lower():
             return
-        segments = urllib.parse.urlsplit(raw_uri).path.split("/")
+        raw_path = urllib.parse.urlsplit(raw_uri).path
+        if "%2f" not in raw_path.lower():
+            return
+        segments = raw_path.split("/")
         if (
             len(segments) == 4
             and segments[0] == ""
@@ -154,7 +158,9 @@ class EncodedSlashInUser:
             # The segment stays encoded in the path, so that the access log
             # and the ETag, which both read the path, tell such users apart.
             req.context.user = falcon.uri.decode(segments[2], unquote_plus=False)
-            req.path = "/".join(segments)
+        # Any other %2F stays encoded too, so that /users/ned%2Fcheckins is not
+        # routed as /users/ned/checkins.
+        req.path = "/".join(segments)
 
     def process_resource(
         self,
@@ -378,9 +384,12 @@ class UserSummary:
         query = parse_summary_query(user, req.params, self._time_zone)
         if "\x00" in query.user:
             raise UnknownUserError(query.user)
-        if self._cache.not_modified(req, resp, "json"):
+        # The zone is part of the tag, because without tz the server's default
+        # zone decides the groups.
+        representation = f"json {query.time_zone}"
+        if self._cache.not_modified(req, resp, representation):
             return
-        self._cache.label(req, resp, "json")
+        self._cache.label(req, resp, representation)
         groups = services.summarize(self._queries, query)
         resp.media = {
             "user": query.user,
@@ -419,10 +428,15 @@ def _representation(req: falcon.Request) -> str:
     chosen = parse_format(req.params)
     if chosen is not None:
         return chosen
-    accept = req.accept
+    # Media types are case-insensitive (RFC 9110 section 8.3.1), and Falcon's
+    # matching is not, so the header is lower-cased first.
+    accept = req.accept.lower()
     if "text/csv" not in accept:
         return "json"
-    preferred = req.client_prefers((falcon.MEDIA_JSON, "text/csv"))
+    try:
+        preferred = mediatypes.best_match((falcon.MEDIA_JSON, "text/csv"), accept)
+    except ValueError:
+        return "json"
     return "csv" if preferred == "text/csv" else "json"
 
 

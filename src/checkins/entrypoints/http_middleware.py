@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import falcon
+import falcon.constants
 import orjson
 
 from checkins.entrypoints.http_metrics import HttpMetrics
@@ -32,6 +33,7 @@ _MAX_LOGGED_PATH = 1000
 # RFC 6750 section 2.1: the scheme is case-insensitive; the token is b64token.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/-]+=*) *")
 _CHALLENGE = 'Bearer realm="checkins"'
+_METRIC_METHODS = frozenset(falcon.constants.COMBINED_METHODS)
 
 
 class TokenConfigError(ValueError):
@@ -77,6 +79,13 @@ def load_token_hashes(
                     "each token, never the token"
                 )
             digests.append(bytes.fromhex(text.lower()))
+    # Emptying the file to revoke every token must not open the API instead.
+    if tokens_file is not None and not digests:
+        raise TokenConfigError(
+            f"the API token hashes file {tokens_file} contains no SHA-256 digest; "
+            "add the sha256 of each accepted token, or unset "
+            "CHECKINS_API_TOKENS_FILE to serve without authentication"
+        )
     return tuple(digests)
 
 
@@ -130,7 +139,9 @@ class RequestMiddleware:
         seconds = time.perf_counter() - req.context.started
         status = falcon.http_status_to_code(resp.status)
         route = req.uri_template or "unmatched"
-        self._metrics.observe(route, req.method, status, seconds)
+        # Clients choose the method, so only known ones become label values.
+        method = req.method if req.method in _METRIC_METHODS else "other"
+        self._metrics.observe(route, method, status, seconds)
         if access_logger.isEnabledFor(logging.INFO):
             line = _access_line(
                 {
