@@ -66,8 +66,13 @@ def _day(name: str, description: str) -> dict[str, Any]:
         "name": name,
         "in": "query",
         "required": False,
-        "description": description,
-        "schema": {"type": "string", "format": "date"},
+        "description": f"{description} Years 1900 to 2999.",
+        # The pattern bounds the year, which format: date cannot.
+        "schema": {
+            "type": "string",
+            "format": "date",
+            "pattern": "^(19|2[0-9])[0-9]{2}-",
+        },
     }
 
 
@@ -180,8 +185,12 @@ DOCUMENT: dict[str, Any] = {
                         "name": "project",
                         "in": "query",
                         "required": False,
-                        "description": "Project name, trimmed and lower-cased.",
-                        "schema": {"type": "string"},
+                        "description": "Project name, trimmed and lower-cased. A blank "
+                        "name or one with NUL gets a 400.",
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^[^\\x00]*\\S[^\\x00]*$",
+                        },
                     },
                     {
                         "name": "limit",
