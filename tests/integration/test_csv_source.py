@@ -2,7 +2,7 @@ import codecs
 
 import pytest
 
-from checkins.adapters.csv_source import CsvFileSource
+from checkins.adapters.csv_source import CsvFileSource, _LineRecorder
 from checkins.domain.model import RawRow
 from checkins.ports import SourceError
 
@@ -263,3 +263,53 @@ def test_long_header_field_raises(tmp_path):
         f"{path}: invalid CSV header: field 5 is 200,000 characters long, over "
         "the CSV field size limit of 131,072"
     ) == str(raised.value)
+
+
+def test_quoted_record_across_blocks(tmp_path):
+    """A quoted record over two lines reads the same where blocks of lines meet."""
+    plain = "ned,2018-11-26 14:47:36 UTC,1,x\n"
+    block_lines = _LineRecorder.BLOCK_LINES
+    # Line 1 is the header, so the first block contains lines 2 to block_lines + 1
+    # and the quoted record starts on its last line.
+    content = (
+        HEADER
+        + plain * (block_lines - 1)
+        + 'arya,2018-11-26 14:47:36 UTC,2,"two\nlines"\n'
+        + plain
+        + "arya,2018-11-26 14:47:36 UTC,3,nul\x00\n"
+        + plain * 2
+    )
+    path = write(tmp_path, content)
+
+    rows = list(CsvFileSource(path).rows())
+
+    quoted_line = block_lines + 1
+    assert block_lines + 4 == len(rows)
+    assert list(range(2, quoted_line + 1)) == [row.line for row in rows[:block_lines]]
+    quoted, after, nul, *rest = rows[block_lines - 1 :]
+    assert quoted_line == quoted.line
+    assert "two\nlines" == quoted.project
+    assert 'arya,2018-11-26 14:47:36 UTC,2,"two\nlines"' == quoted.text
+    assert quoted_line + 2 == after.line
+    assert "x" == after.project
+    assert quoted_line + 3 == nul.line
+    assert "contains a NUL byte" == nul.problem
+    assert [quoted_line + 4, quoted_line + 5] == [row.line for row in rest]
+    assert [None, None] == [row.problem for row in rest]
+
+
+def test_rows_before_undecodable_line_come_first(tmp_path):
+    """Rows before a line that does not decode come out before the error."""
+    plain = b"ned,2018-11-26 14:47:36 UTC,1,x\n"
+    rows_before = 2 * _LineRecorder.BLOCK_LINES
+    path = write(tmp_path, HEADER.encode() + plain * rows_before + b"\xff\n")
+    read = []
+
+    with pytest.raises(SourceError, match=f"line {rows_before + 2} is not valid UTF-8"):
+        for row in CsvFileSource(path).rows():
+            read.append(row.line)
+
+    # The text layer decodes blocks of bytes, so the rows of the last block of
+    # bytes before the invalid one do not come out.
+    assert len(read) > _LineRecorder.BLOCK_LINES
+    assert list(range(2, len(read) + 2)) == read

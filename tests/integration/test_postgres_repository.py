@@ -8,6 +8,7 @@ from checkins import services
 from checkins.adapters.csv_source import CsvFileSource
 from checkins.adapters.postgres import PostgresCheckinRepository, migrations
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
+from checkins.domain.cleaning import Cleaning
 from checkins.domain.queries import CheckinQuery, UnknownUserError
 
 
@@ -226,3 +227,131 @@ def test_names_with_backslashes_round_trip(repository, queries, tmp_path):
     (checkin,) = queries.user_checkins(CheckinQuery("a\\\\b")).checkins
     assert "a\\\\b" == checkin.user
     assert "x\\ty" == checkin.project
+
+
+CHECKINS_INDEXES = [
+    (
+        "checkins_identity",
+        "CREATE UNIQUE INDEX checkins_identity ON public.checkins USING btree"
+        " (user_name, written_at, project, hours, occurrence)",
+    ),
+    (
+        "checkins_pkey",
+        "CREATE UNIQUE INDEX checkins_pkey ON public.checkins USING btree (id)",
+    ),
+    (
+        "checkins_user_time",
+        "CREATE INDEX checkins_user_time ON public.checkins USING btree"
+        " (user_name, checkin_at, id) WHERE (retired_by IS NULL)",
+    ),
+]
+
+
+def checkins_indexes(database_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid)"
+            " FROM pg_index WHERE indrelid = 'checkins'::regclass ORDER BY 1"
+        ).fetchall()
+
+
+def trigger_states(database_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger"
+            " WHERE tgrelid = 'checkins'::regclass AND NOT tgisinternal ORDER BY 1"
+        ).fetchall()
+
+
+def estimated_rows(database_url: str, table: str) -> float:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)
+        ).fetchone()[0]
+
+
+ENABLED_TRIGGERS = [
+    ("checkins_delete_refreshes_user_project_totals", "O"),
+    ("checkins_insert_refreshes_user_project_totals", "O"),
+    ("checkins_update_refreshes_user_project_totals", "O"),
+]
+
+
+def test_first_load_rebuilds_indexes(repository, export, database_url):
+    """A load into the empty table ends with the indexes and trigger of the schema."""
+    repository.migrate()
+    assert CHECKINS_INDEXES == checkins_indexes(database_url)
+
+    services.ingest(CsvFileSource(export), repository)
+
+    assert CHECKINS_INDEXES == checkins_indexes(database_url)
+    assert ENABLED_TRIGGERS == trigger_states(database_url)
+    with psycopg.connect(database_url) as connection:
+        totals = connection.execute(
+            "SELECT user_name, project, checkins, hours FROM user_project_totals"
+            " ORDER BY 1, 2"
+        ).fetchall()
+    assert [
+        ("arya", "learning", 1, Decimal("4.0")),
+        ("ned", "bizdev", 2, Decimal("10.0")),
+        ("ned", "hiring", 2, Decimal("3.0")),
+    ] == totals
+
+
+def test_failed_first_load_keeps_indexes(repository, export, database_url):
+    """A first load that fails after its COPY began leaves indexes and trigger."""
+    repository.migrate()
+    cleaning = Cleaning()
+    list(cleaning.read(CsvFileSource(export).rows()))
+    records = next(cleaning.people())
+
+    with (
+        pytest.raises(RuntimeError, match="stop"),
+        repository.load("x.csv", "0" * 64, utc(2024, 1, 1)) as writer,
+    ):
+        writer.add_records(records)
+        raise RuntimeError("stop")
+
+    assert CHECKINS_INDEXES == checkins_indexes(database_url)
+    assert ENABLED_TRIGGERS == trigger_states(database_url)
+    assert 0 == count(database_url, "checkins")
+    assert 0 == count(database_url, "loads")
+
+
+def test_large_loads_analyze_tables(repository, tmp_path, database_url):
+    """ANALYZE runs after loads that change over a tenth of the rows."""
+    rows = "".join(
+        f"user{number},2018-11-26 10:{number:02d}:00 UTC,1,bizdev\n"
+        for number in range(20)
+    )
+    first = tmp_path / "first.csv"
+    first.write_text("user,timestamp,hours,project\n" + rows, encoding="utf-8")
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "user,timestamp,hours,project\n" + rows + "extra,2018-11-27 10:00:00 UTC,1,x\n",
+        encoding="utf-8",
+    )
+    third = tmp_path / "third.csv"
+    third.write_text(
+        "user,timestamp,hours,project\n"
+        + "".join(
+            f"more{number},2018-11-28 10:{number:02d}:00 UTC,1,x\n"
+            for number in range(3)
+        ),
+        encoding="utf-8",
+    )
+
+    services.ingest(CsvFileSource(first), repository)
+    after_first = estimated_rows(database_url, "checkins")
+    totals_after_first = estimated_rows(database_url, "user_project_totals")
+    services.ingest(CsvFileSource(second), repository)
+    after_second = estimated_rows(database_url, "checkins")
+    services.ingest(CsvFileSource(third), repository)
+    after_third = estimated_rows(database_url, "checkins")
+
+    assert 20 == after_first
+    assert 20 == totals_after_first
+    # One new row of 20 stored is under a tenth, so the estimate stays.
+    assert 20 == after_second
+    # Three new rows of 21 stored are over a tenth.
+    assert 24 == after_third

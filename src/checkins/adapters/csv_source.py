@@ -1,9 +1,12 @@
 """A streaming CSV source of raw check-in rows."""
 
 import codecs
+import collections
 import csv
+import functools
 import hashlib
 import io
+import itertools
 import logging
 import os
 import re
@@ -224,10 +227,72 @@ class CsvFileSource(CheckinSource):
         user_at, timestamp_at, hours_at, project_at = (
             header.index(name) for name in REQUIRED_COLUMNS
         )
+        columns = (user_at, timestamp_at, hours_at, project_at)
         width = len(header)
-        check_misread = self.encoding is not None
+        while block := lines.read_block():
+            if _is_plain(block):
+                yield from self._plain_rows(
+                    block, lines.line_number + 1, columns, width
+                )
+                lines.line_number += len(block)
+            else:
+                lines.push_back(block)
+                yield from self._careful_rows(reader, lines, columns, width)
 
-        while True:
+    def _plain_rows(
+        self,
+        block: list[str],
+        first_line: int,
+        columns: tuple[int, int, int, int],
+        width: int,
+    ) -> Iterator[RawRow]:
+        """Read the rows of a block of lines that _is_plain accepted.
+
+        Such a block has no quotes, so each line is one record and its text is
+        the line without its line break.
+        """
+        user_at, timestamp_at, hours_at, project_at = columns
+        check_misread = self.encoding is not None
+        # RawRow's own constructor is a Python function; this one is not.
+        new_row = tuple.__new__
+        reader = csv.reader(block, strict=True, skipinitialspace=True)
+        for line, (text, record) in enumerate(
+            zip(block, reader, strict=True), start=first_line
+        ):
+            raw = text.rstrip("\r\n")
+            if len(record) != width or not record[0].strip():
+                if _is_blank(record):
+                    self.blank_lines += 1
+                    continue
+                problem = _shape_problem(record, width, raw)
+                if problem:
+                    yield RawRow(line=line, text=raw, problem=problem)
+                    continue
+            fields = (
+                record[user_at],
+                record[timestamp_at],
+                record[hours_at],
+                record[project_at],
+            )
+            if check_misread and not raw.isascii():
+                self._reject_misread(line, fields)
+            yield new_row(RawRow, (line, raw, *fields, None))
+
+    def _careful_rows(
+        self,
+        reader: Iterator[list[str]],
+        lines: "_LineRecorder",
+        columns: tuple[int, int, int, int],
+        width: int,
+    ) -> Iterator[RawRow]:
+        """Read records one at a time until the lines pushed back are used up.
+
+        This path handles quotes, records over several lines, NUL bytes, lone
+        surrogates, over-long lines and records that csv.reader rejects.
+        """
+        user_at, timestamp_at, hours_at, project_at = columns
+        check_misread = self.encoding is not None
+        while lines.has_pushed_back():
             line = lines.line_number + 1
             try:
                 record = next(reader)
@@ -449,6 +514,21 @@ def _shape_problem(record: list[str], width: int, text: str) -> str | None:
     return None
 
 
+def _is_plain(block: list[str]) -> bool:
+    """Return whether every line of `block` is one record csv.reader accepts.
+
+    Without quotes no record spans lines, and csv.reader, given lines split at
+    line breaks, raises only on a field over its size limit. Blocks with NUL
+    bytes or lone surrogates take the careful path, which reports them.
+    """
+    text = "".join(block)
+    if '"' in text or "\x00" in text:
+        return False
+    if not text.isascii() and _SURROGATE.search(text):
+        return False
+    return max(map(len, block)) <= min(csv.field_size_limit(), MAX_RECORD_CHARS)
+
+
 def _quote_state(text: str, state: int = _FIELD_START) -> int:
     """Return the excel dialect parser's state after reading `text`.
 
@@ -480,9 +560,13 @@ def _quote_state(text: str, state: int = _FIELD_START) -> int:
 class _LineRecorder:
     """Feeds lines to csv.reader and keeps the text of the current record.
 
-    Raises SourceError when a line does not decode, or when a record grows past
-    MAX_RECORD_CHARS.
+    Lines also come out in blocks, for the plain path that reads a block
+    without quotes with a csv.reader of its own. A block that needs the careful
+    path is pushed back and read line by line. Raises SourceError when a line
+    does not decode, or when a record grows past MAX_RECORD_CHARS.
     """
+
+    BLOCK_LINES = 4096
 
     def __init__(
         self,
@@ -499,6 +583,11 @@ class _LineRecorder:
         self._decode_fix = decode_fix
         self._pending: list[str] = []
         self._pending_chars = 0
+        self._pushed_back: collections.deque[str] = collections.deque()
+        self._read_error: UnicodeError | None = None
+        # Lines longer than MAX_RECORD_CHARS come out cut after one more
+        # character, so that memory stays bounded.
+        self._lines = iter(functools.partial(text.readline, MAX_RECORD_CHARS + 1), "")
         self.line_number = 0
 
     def __iter__(self) -> "_LineRecorder":
@@ -510,23 +599,56 @@ class _LineRecorder:
             raise StopIteration
         return line
 
+    def read_block(self) -> list[str]:
+        """Read the next lines, up to BLOCK_LINES of them, without counting them.
+
+        The block ends after the first line over MAX_RECORD_CHARS, which the
+        careful path reports when it reaches it. A line that does not decode
+        ends the block too, and the error is raised when reading reaches that
+        line, so that the rows before it come out first as they would line by
+        line.
+        """
+        if self._read_error is not None:
+            raise self._decode_error(self._read_error)
+        block: list[str] = []
+        try:
+            # list.extend keeps the lines read before an error.
+            block.extend(itertools.islice(self._lines, self.BLOCK_LINES))
+        except UnicodeError as error:
+            self._read_error = error
+            if not block:
+                raise self._decode_error(error) from None
+        if block and max(map(len, block)) > MAX_RECORD_CHARS:
+            long_at = next(
+                index
+                for index, line in enumerate(block)
+                if len(line) > MAX_RECORD_CHARS
+            )
+            del block[long_at + 1 :]
+        return block
+
+    def push_back(self, block: list[str]) -> None:
+        """Make `block`, from read_block, the next lines that csv.reader reads."""
+        self._pushed_back.extend(block)
+
+    def has_pushed_back(self) -> bool:
+        return bool(self._pushed_back)
+
     def _read_line(self) -> str:
         """Read one line into the current record, or return "" at the end."""
         allowed = MAX_RECORD_CHARS - self._pending_chars
-        try:
-            line = self._text.readline(allowed + 1)
-        except UnicodeDecodeError as error:
-            bad_line = _first_undecodable_line(self._text.buffer, self._encoding)
-            raise SourceError(
-                f"{self._name}: line {bad_line or self.line_number + 1} is not valid "
-                f"{self._encoding_name} text ({error.reason}); {self._decode_fix}"
-            ) from None
-        except UnicodeError as error:
-            # Codecs such as punycode raise the base class, with no position.
-            raise SourceError(
-                f"{self._name}: line {self.line_number + 1} or a later one is not "
-                f"valid {self._encoding_name} text ({error}); {self._decode_fix}"
-            ) from None
+        if self._pushed_back:
+            # The line was read with the limit of a record's first line. Cut
+            # at MAX_RECORD_CHARS + 1, it is still longer than `allowed`
+            # exactly when the whole line is.
+            line = self._pushed_back.popleft()
+        elif self._read_error is not None:
+            raise self._decode_error(self._read_error)
+        else:
+            try:
+                line = self._text.readline(allowed + 1)
+            except UnicodeError as error:
+                raise self._decode_error(error) from None
         if len(line) > allowed:
             raise SourceError(self._too_long_message())
         if line:
@@ -534,6 +656,20 @@ class _LineRecorder:
             self._pending.append(line)
             self._pending_chars += len(line)
         return line
+
+    def _decode_error(self, error: UnicodeError) -> SourceError:
+        """Describe a text that does not decode, naming its line when known."""
+        if isinstance(error, UnicodeDecodeError):
+            bad_line = _first_undecodable_line(self._text.buffer, self._encoding)
+            return SourceError(
+                f"{self._name}: line {bad_line or self.line_number + 1} is not valid "
+                f"{self._encoding_name} text ({error.reason}); {self._decode_fix}"
+            )
+        # Codecs such as punycode raise the base class, with no position.
+        return SourceError(
+            f"{self._name}: line {self.line_number + 1} or a later one is not "
+            f"valid {self._encoding_name} text ({error}); {self._decode_fix}"
+        )
 
     def _too_long_message(self) -> str:
         start = self.line_number - len(self._pending) + 1

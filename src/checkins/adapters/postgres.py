@@ -1,7 +1,9 @@
 """The PostgreSQL repository: versioned migrations, COPY for bulk writes."""
 
 import contextlib
+import dataclasses
 import datetime as dt
+import decimal
 import importlib.resources
 import json
 import logging
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import psycopg
+from psycopg import sql
 from psycopg.copy import LibpqWriter
 
 from checkins.domain.cleaning import Record
@@ -29,6 +32,21 @@ _CHECKIN_COLUMNS = (
     "user_name, checkin_at, hours, project, occurrence, flags, fixes,"
     " stamp_format, minute_precision, source_line, load_id, written_at"
 )
+
+_WRITER_ROLE = "checkins_writer"
+
+# The statement trigger of migration 0002 that refreshes user_project_totals
+# after an INSERT into checkins. A first load disables it and computes the
+# totals once instead.
+_INSERT_TOTALS_TRIGGER = "checkins_insert_refreshes_user_project_totals"
+
+# A load that inserts, retires or revives more than this share of the rows the
+# table held before it runs ANALYZE, so that the planner does not plan the
+# API's queries with statistics of a much smaller table.
+_ANALYZE_SHARE = 0.1
+
+# Sums of hours that raise instead of rounding, however many digits they need.
+_EXACT_SUMS = decimal.Context(prec=decimal.MAX_PREC, traps=[decimal.Inexact])
 
 # COPY text format escapes; names rarely need them, so escaped names are cached.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -121,11 +139,21 @@ class PostgresCheckinRepository(CheckinRepository):
         ):
             _wait_for_other_loads(connection)
             apply_migrations(connection)
+            table = _TableState.read(connection)
+            if table.first_load:
+                _drop_secondary_indexes(connection, table)
             # Migrations need the owner's rights; the rows are written with
             # only the rights a load needs.
-            connection.execute("SET LOCAL ROLE checkins_writer")
+            connection.execute(f"SET LOCAL ROLE {_WRITER_ROLE}")
             writer = _PostgresLoadWriter(
-                connection, self.conninfo, source, sha256, started_at, mode, window
+                connection,
+                self.conninfo,
+                source,
+                sha256,
+                started_at,
+                mode,
+                window,
+                table,
             )
             try:
                 yield writer
@@ -187,9 +215,73 @@ class _BackgroundWriter(LibpqWriter):
                 pass
 
 
+def _array_text(values: tuple[str, ...]) -> str:
+    """Write fixes or flags as a COPY text array; their names need no quoting."""
+    return "{" + ",".join(values) + "}"
+
+
 def _storable(text: str) -> str:
     """Write NUL as the four characters \\x00, which PostgreSQL text can hold."""
     return text.replace("\x00", "\\x00")
+
+
+@dataclasses.dataclass
+class _TableState:
+    """What a load needs to know about `checkins` before it writes.
+
+    `first_load` is true when the table is empty and the connecting role owns
+    it, so that the load may drop and rebuild its secondary indexes.
+    `dropped_indexes` contains the definitions of the indexes a first load
+    dropped, to run again after its COPY.
+    """
+
+    has_rows: bool
+    owned: bool
+    estimated_rows: float
+    dropped_indexes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def first_load(self) -> bool:
+        return self.owned and not self.has_rows
+
+    @classmethod
+    def read(cls, connection: psycopg.Connection) -> "_TableState":
+        # reltuples is -1 for a table never analyzed or vacuumed, which counts
+        # as 0 rows, so that any load analyzes it.
+        has_rows, owned, estimated_rows = connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM checkins),"
+            " pg_has_role(c.relowner, 'USAGE'), greatest(c.reltuples, 0)"
+            " FROM pg_class c WHERE c.oid = 'checkins'::regclass"
+        ).fetchone()
+        return cls(has_rows, owned, estimated_rows)
+
+
+def _drop_secondary_indexes(connection: psycopg.Connection, table: _TableState) -> None:
+    """Drop the indexes of the empty `checkins` table except its primary key.
+
+    Building an index once over a million rows takes a fraction of the time
+    of updating it row by row during the COPY, as pg_restore does. The DDL is
+    part of the load's transaction, so a failed load gets the indexes back on
+    rollback. Dropping takes an ACCESS EXCLUSIVE lock, so queries of
+    `checkins` wait for the first load to commit instead of reading an empty
+    table.
+    """
+    rows = connection.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)"
+        " FROM pg_index i WHERE i.indrelid = 'checkins'::regclass"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
+        "   WHERE k.conindid = i.indexrelid)"
+        " ORDER BY 1"
+    ).fetchall()
+    for name, definition in rows:
+        connection.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        table.dropped_indexes.append(definition)
+    connection.execute(
+        sql.SQL("ALTER TABLE checkins DISABLE TRIGGER {}").format(
+            sql.Identifier(_INSERT_TOTALS_TRIGGER)
+        )
+    )
+    logger.info("first load: rebuilding %d indexes after the COPY", len(rows))
 
 
 def _wait_for_other_loads(connection: psycopg.Connection) -> None:
@@ -219,8 +311,10 @@ class _PostgresLoadWriter(LoadWriter):
         started_at: dt.datetime,
         mode: str,
         window: tuple[dt.datetime, dt.datetime] | None,
+        table: _TableState,
     ) -> None:
         self.connection = connection
+        self.table = table
         self.conninfo = conninfo
         self.mode = mode
         self.window = window
@@ -231,10 +325,9 @@ class _PostgresLoadWriter(LoadWriter):
             " VALUES (%s, %s, %s, %s) RETURNING id",
             (source, sha256, mode, started_at),
         ).fetchone()
-        (has_rows,) = self._cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM checkins)"
-        ).fetchone()
-        self._lookups = psycopg.connect(conninfo, autocommit=True) if has_rows else None
+        self._lookups = (
+            psycopg.connect(conninfo, autocommit=True) if table.has_rows else None
+        )
         self._seen_ids: list[int] = []
         self._quarantined: list[Quarantined] = []
         self._totals: dict[str, list] = {}
@@ -243,7 +336,12 @@ class _PostgresLoadWriter(LoadWriter):
         self._names: dict[str, str] = {}
         self._stamps: dict[dt.datetime, str] = {}
         self._hours: dict[Decimal, str] = {}
-        self._arrays: dict[tuple[str, ...], str] = {}
+        # The COPY text between the occurrence and the source line, by flags,
+        # fixes, stamp form and minute precision: at most a few thousand keys.
+        self._middles: dict[tuple, str] = {}
+        self._project_totals: dict[tuple[str, str], list] | None = (
+            {} if table.first_load else None
+        )
         self._copy_block = self._cursor.copy(
             f"COPY checkins ({_CHECKIN_COLUMNS}) FROM STDIN",
             writer=_BackgroundWriter(self._cursor),
@@ -276,6 +374,8 @@ class _PostgresLoadWriter(LoadWriter):
     def finish(self, report: LoadReport, finished_at: dt.datetime) -> None:
         self._copy_block.__exit__(None, None, None)
         self.close_lookups()
+        if self.table.first_load:
+            self._rebuild_after_first_load()
         cursor = self._cursor
         self._store_quarantined()
         revived, changed_users = self._restore_seen()
@@ -284,6 +384,7 @@ class _PostgresLoadWriter(LoadWriter):
             retired, retired_users = self._retire_missing(self.window or report.window)
             changed_users |= retired_users
         self._update_user_totals(changed_users)
+        self._analyze_if_changed(self._inserted + retired + revived)
 
         report.load_id = self.load_id
         report.rows_inserted = self._inserted
@@ -305,6 +406,60 @@ class _PostgresLoadWriter(LoadWriter):
             ),
         )
         self.finished = True
+
+    def _rebuild_after_first_load(self) -> None:
+        """Recreate the dropped indexes and write user_project_totals once.
+
+        The insert trigger would compute the same totals from a transition
+        table of every loaded row. The table was empty, so every current row
+        is one of this load's, and the totals summed while the rows were
+        written are those of the whole table.
+        """
+        cursor = self._cursor
+        cursor.execute("SET LOCAL ROLE NONE")
+        for definition in self.table.dropped_indexes:
+            cursor.execute(definition)
+        cursor.execute(
+            sql.SQL("ALTER TABLE checkins ENABLE TRIGGER {}").format(
+                sql.Identifier(_INSERT_TOTALS_TRIGGER)
+            )
+        )
+        cursor.execute(f"SET LOCAL ROLE {_WRITER_ROLE}")
+        cursor.execute(
+            "DELETE FROM user_project_totals WHERE user_name = ANY(%s)",
+            (list(self._totals),),
+        )
+        escape = self._escape
+        with cursor.copy(
+            "COPY user_project_totals (user_name, project, checkins, hours) FROM STDIN"
+        ) as copy:
+            copy.write(
+                "".join(
+                    f"{escape(user)}\t{escape(project)}\t{count}\t{hours}\n"
+                    for (user, project), (count, hours) in self._project_totals.items()
+                )
+            )
+
+    def _analyze_if_changed(self, changed_rows: int) -> None:
+        """Run ANALYZE after a load that changed a large share of the rows.
+
+        Autovacuum analyzes the tables only some time after the commit, and
+        until then the planner plans the API's queries with the statistics of
+        a much smaller table, or none. ANALYZE reads a sample of 30,000 rows
+        per table at the default statistics target, so it takes under half a
+        second on 1,000,000 rows. It needs the table's owner, so when the
+        connecting role does not own the table, autovacuum does it.
+        """
+        if not self.table.owned or not changed_rows:
+            return
+        if self.table.has_rows and changed_rows <= (
+            _ANALYZE_SHARE * self.table.estimated_rows
+        ):
+            return
+        cursor = self._cursor
+        cursor.execute("SET LOCAL ROLE NONE")
+        cursor.execute("ANALYZE checkins, user_totals, user_project_totals")
+        cursor.execute(f"SET LOCAL ROLE {_WRITER_ROLE}")
 
     def _drop_stored(self, records: list[Record]) -> list[Record]:
         """Remove the records already stored, remembering the stored rows' ids."""
@@ -343,7 +498,7 @@ class _PostgresLoadWriter(LoadWriter):
         return new
 
     def _track(self, records: list[Record]) -> None:
-        """Add the records to the per-user totals."""
+        """Add the records to the per-user totals, and per project on a first load."""
         totals = self._totals
         for record in records:
             user, at, hours = record[1], record[2], record[3]
@@ -357,15 +512,29 @@ class _PostgresLoadWriter(LoadWriter):
                 total[2] = at
             elif at > total[3]:
                 total[3] = at
+        project_totals = self._project_totals
+        if project_totals is None:
+            return
+        # PostgreSQL's sum of numeric values is exact, so these sums must be
+        # too: the context raises decimal.Inexact rather than round.
+        with decimal.localcontext(_EXACT_SUMS):
+            for record in records:
+                key = (record[1], record[4])
+                total = project_totals.get(key)
+                if total is None:
+                    project_totals[key] = [1, record[3]]
+                else:
+                    total[0] += 1
+                    total[1] += record[3]
 
     def _copy_lines(self, records: list[Record]) -> Iterator[str]:
-        names, stamps, hours_texts, arrays = (
+        names, stamps, hours_texts, middles = (
             self._names,
             self._stamps,
             self._hours,
-            self._arrays,
+            self._middles,
         )
-        load = self._load_text
+        end = f"\t{self._load_text}\t"
         for (
             line,
             user,
@@ -392,12 +561,16 @@ class _PostgresLoadWriter(LoadWriter):
             hours_text = hours_texts.get(hours)
             if hours_text is None:
                 hours_text = hours_texts[hours] = str(hours)
-            flags_text = arrays.get(flags) or self._array(flags)
-            fixes_text = arrays.get(fixes) or self._array(fixes)
+            middle_key = (flags, fixes, form, minute)
+            middle = middles.get(middle_key)
+            if middle is None:
+                middle = middles[middle_key] = (
+                    f"\t{_array_text(flags)}\t{_array_text(fixes)}\t{form}\t"
+                    f"{'t' if minute else 'f'}\t"
+                )
             yield (
-                f"{user_text}\t{stamp}\t{hours_text}\t{project_text}\t{occ}\t"
-                f"{flags_text}\t{fixes_text}\t{form}\t{'t' if minute else 'f'}\t"
-                f"{line}\t{load}\t{written}\n"
+                f"{user_text}\t{stamp}\t{hours_text}\t{project_text}\t{occ}"
+                f"{middle}{line}{end}{written}\n"
             )
 
     def _escape(self, name: str) -> str:
@@ -405,10 +578,6 @@ class _PostgresLoadWriter(LoadWriter):
             self._names.clear()
         escaped = self._names[name] = name.translate(_COPY_ESCAPES)
         return escaped
-
-    def _array(self, values: tuple[str, ...]) -> str:
-        text = self._arrays[values] = "{" + ",".join(values) + "}"
-        return text
 
     def _store_quarantined(self) -> None:
         if not self._quarantined:

@@ -32,7 +32,11 @@ from checkins.domain.model import (
     StampFormat,
 )
 from checkins.domain.projects import ProjectAliases, normalise_name
-from checkins.domain.timestamps import TimestampError, parse_timestamp
+from checkins.domain.timestamps import (
+    TimestampError,
+    parse_export_iso,
+    parse_timestamp,
+)
 
 
 MAX_HOURS = Decimal(24)
@@ -92,6 +96,7 @@ _RECOVERED_FIX = Fix.PRECISION_RECOVERED.value
 _REPEATED = Flag.REPEATED_ENTRY.value
 _DAY_OVER = Flag.DAY_OVER_24H.value
 _ISOLATED = Flag.ISOLATED_TIMESTAMP.value
+_ISO = StampFormat.ISO.value
 
 
 class RowCleaner:
@@ -109,6 +114,15 @@ class RowCleaner:
             str, tuple[Decimal, tuple[str, ...]] | tuple[Reason, str]
         ] = {}
         self._stamps: dict[str, _Stamp | str] = {}
+        # Valid results only, keyed by raw text, for Cleaning.read's fast path:
+        # users, hours and projects with their fixes, and stamps as (instant,
+        # form name, minute precision, fixes).
+        self.valid_users: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.valid_hours: dict[str, tuple[Decimal, tuple[str, ...]]] = {}
+        self.valid_projects: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.valid_stamps: dict[
+            str, tuple[dt.datetime, str, bool, tuple[str, ...]]
+        ] = {}
 
     def clean(self, row: RawRow) -> Row | Quarantined:
         """Return the cleaned row, or the row quarantined with its reason."""
@@ -150,6 +164,14 @@ class RowCleaner:
         if type(project[0]) is Reason:
             return _quarantine(row, project[0], project[1], stamp_format)
 
+        _remember(self.valid_users, row.user, user)
+        _remember(self.valid_hours, row.hours, hours)
+        _remember(self.valid_projects, row.project, project)
+        _remember(
+            self.valid_stamps,
+            row.timestamp,
+            (stamp[0], stamp_format.value, stamp[2], stamp[3]),
+        )
         fixes = user[1] + stamp[3] + hours[1] + project[1]
         return (
             row.line,
@@ -163,7 +185,32 @@ class RowCleaner:
             stamp[0],
         )
 
+    def export_stamp(
+        self, text: str
+    ) -> tuple[dt.datetime, str, bool, tuple[str, ...]] | None:
+        """Return the valid stamp of `text` in the export's usual form, or None.
+
+        None stands for any other text, which clean() parses.
+        """
+        export_iso = parse_export_iso(text)
+        if export_iso is None:
+            return None
+        instant, truncated = export_iso
+        fixes = _STAMP_FIX if truncated else _NO_FIX
+        _remember(self._stamps, text, (instant, StampFormat.ISO, False, fixes))
+        return _remember(self.valid_stamps, text, (instant, _ISO, False, fixes))
+
     def _parse_stamp(self, text: str) -> "_Stamp | str":
+        if (export_iso := parse_export_iso(text)) is not None:
+            # The export's usual form, without building a ParsedStamp.
+            instant, truncated = export_iso
+            stamp = (
+                instant,
+                StampFormat.ISO,
+                False,
+                _STAMP_FIX if truncated else _NO_FIX,
+            )
+            return _remember(self._stamps, text, stamp)
         if not text.strip():
             return _remember(self._stamps, text, "timestamp is empty")
         try:
@@ -291,7 +338,7 @@ def finish_person(rows: list[Row]) -> list[Record]:
     Minute-precision stamps are recovered from the batch, identical rows are
     numbered, and rows are flagged.
     """
-    rows = _recover_precision(rows)
+    rows, recovered = _recover_precision(rows)
 
     # Rows of a batch share one stamp, so dates are computed once a stamp.
     day_of: dict[dt.datetime, dt.date] = {}
@@ -304,10 +351,13 @@ def finish_person(rows: list[Row]) -> list[Record]:
         day_hours[day] = day_hours.get(day, 0) + row[3]
     long_days = {day for day, hours in day_hours.items() if hours > DAY_LIMIT}
     isolated_days = _isolated_days(rows, day_of)
+    flagged_days = long_days | isolated_days
 
     # Identity numbers identical rows as written, so that it does not depend
     # on whether another row let this one's stamp be recovered. The
-    # repeated_entry flag compares the cleaned stamps.
+    # repeated_entry flag compares the cleaned stamps. Without recovered
+    # stamps both compare the same values, so a row is repeated exactly when
+    # its occurrence is above 0.
     written: dict[tuple, int] = {}
     cleaned: set[tuple] = set()
     records = []
@@ -316,33 +366,38 @@ def finish_person(rows: list[Row]) -> list[Record]:
         content = (row[8], row[3], row[4])
         occurrence = written.get(content, 0)
         written[content] = occurrence + 1
-        content = (row[2], row[3], row[4])
-        repeated = content in cleaned
-        cleaned.add(content)
-        day = day_of[row[2]]
+        if recovered:
+            content = (row[2], row[3], row[4])
+            repeated = content in cleaned
+            cleaned.add(content)
+        else:
+            repeated = occurrence > 0
         flags = _NO_FIX
-        if repeated or day in long_days or day in isolated_days:
+        if repeated or flagged_days:
+            day = day_of[row[2]]
             if repeated:
                 flags = (_REPEATED,)
             if day in long_days:
                 flags += (_DAY_OVER,)
             if day in isolated_days:
                 flags += (_ISOLATED,)
-        append((*row[:8], flags, occurrence, row[8]))
+        append(row[:8] + (flags, occurrence, row[8]))
     return records
 
 
-def _recover_precision(rows: list[Row]) -> list[Row]:
+def _recover_precision(rows: list[Row]) -> tuple[list[Row], bool]:
     """Give minute-precision stamps the full stamp of their batch.
 
     A batch of one person shares one stamp. When exactly one distinct
     full-precision stamp of the person falls in a row's minute, that stamp is
     the row's true one. With none or several, the row keeps its minute.
+    Returns the rows and whether any stamp was recovered.
     """
     if not any(row[6] for row in rows):
-        return rows
+        return rows, False
     full_stamps = sorted({row[2] for row in rows if not row[6]})
     recovered = []
+    changed = False
     for row in rows:
         if row[6]:
             start = bisect.bisect_left(full_stamps, row[2])
@@ -356,8 +411,9 @@ def _recover_precision(rows: list[Row]) -> list[Row]:
                     row[7] + (_RECOVERED_FIX,),
                     row[8],
                 )
+                changed = True
         recovered.append(row)
-    return recovered
+    return recovered, changed
 
 
 def _isolated_days(rows: list[Row], day_of: dict[dt.datetime, dt.date]) -> set[dt.date]:
@@ -410,7 +466,12 @@ class Cleaning:
 
     def read(self, rows: Iterable[RawRow]) -> Iterator[Quarantined]:
         """Clean each row on its own; yield the quarantined ones."""
-        clean_row = self.cleaner.clean
+        cleaner = self.cleaner
+        clean_row = cleaner.clean
+        users = cleaner.valid_users
+        stamps = cleaner.valid_stamps
+        hours_of = cleaner.valid_hours
+        projects = cleaner.valid_projects
         by_person = self._by_person
         count = self.rows_read
         rows_held = 0
@@ -422,12 +483,45 @@ class Cleaning:
                 if rows_held > self.max_rows_in_memory:
                     self._spill_rows()
                     rows_held = 0
-            outcome = clean_row(raw)
-            if type(outcome) is tuple:
-                by_person[outcome[1]].append(outcome)
-                rows_held += 1
+            # The fast path: every field is text already cleaned without a
+            # problem, so the row is built from the caches as clean() would.
+            user = users.get(raw[2])
+            stamp = stamps.get(raw[3])
+            if stamp is None:
+                # Stamps repeat only within a batch, so a new one is common.
+                stamp = cleaner.export_stamp(raw[3])
+            hours = hours_of.get(raw[4])
+            project = projects.get(raw[5])
+            if (
+                user is not None
+                and stamp is not None
+                and hours is not None
+                and project is not None
+                and raw[6] is None
+            ):
+                instant = stamp[0]
+                row = (
+                    raw[0],
+                    user[0],
+                    instant,
+                    hours[0],
+                    project[0],
+                    stamp[1],
+                    stamp[2],
+                    user[1] + stamp[3] + hours[1] + project[1],
+                    instant,
+                )
             else:
-                yield outcome
+                row = clean_row(raw)
+                if type(row) is not tuple:
+                    yield row
+                    continue
+            people_rows = by_person.get(row[1])
+            if people_rows is None:
+                by_person[row[1]] = [row]
+            else:
+                people_rows.append(row)
+            rows_held += 1
         self.rows_read = count
 
     def people(self) -> Iterator[list[Record]]:

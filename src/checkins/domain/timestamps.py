@@ -144,7 +144,32 @@ def _parse_export_iso(text: str) -> ParsedStamp | None:
     it several times faster than the general expressions. Anything else,
     invalid dates included, returns None for the general path to handle.
     """
-    if not text.endswith(" UTC") or not _EXPORT_ISO.fullmatch(text, 0, len(text) - 4):
+    parsed = parse_export_iso(text)
+    if parsed is None:
+        return None
+    instant, truncated = parsed
+    return ParsedStamp(
+        instant=instant,
+        stamp_format=StampFormat.ISO,
+        minute_precision=False,
+        had_offset=False,
+        truncated=truncated,
+    )
+
+
+def parse_export_iso(text: str) -> tuple[dt.datetime, bool] | None:
+    """Return the instant of a stamp in the export's usual form, and whether
+    digits beyond microseconds were dropped, or None for any other text.
+
+    For such text parse_timestamp returns the same instant, in the ISO form,
+    with seconds and without an offset. Text with other white space, over
+    MAX_TIMESTAMP_CHARS characters or with an invalid date returns None.
+    """
+    if (
+        not text.endswith(" UTC")
+        or len(text) > MAX_TIMESTAMP_CHARS
+        or not _EXPORT_ISO.fullmatch(text, 0, len(text) - 4)
+    ):
         return None
     try:
         local = dt.datetime.fromisoformat(text[:-4])
@@ -152,14 +177,8 @@ def _parse_export_iso(text: str) -> ParsedStamp | None:
         return None
     if not MIN_YEAR <= local.year <= MAX_YEAR:
         return None
-    return ParsedStamp(
-        instant=local.replace(tzinfo=dt.UTC),
-        stamp_format=StampFormat.ISO,
-        minute_precision=False,
-        had_offset=False,
-        # The fraction starts after "YYYY-MM-DD HH:MM:SS." and ends at " UTC".
-        truncated=len(text) - 4 - 20 > 6,
-    )
+    # The fraction starts after "YYYY-MM-DD HH:MM:SS." and ends at " UTC".
+    return local.replace(tzinfo=dt.UTC), len(text) - 4 - 20 > 6
 
 
 def _from_iso(match: re.Match[str], text: str) -> ParsedStamp:
