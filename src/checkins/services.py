@@ -106,17 +106,19 @@ def _ingest(
         writer.add_quarantined(quarantined)
         _describe_source(source, report)
 
-        span = _StampSpan()
+        # Only a snapshot load needs the file's span, for its default window.
+        span = _StampSpan() if mode == "snapshot" else None
         batch: list[Record] = []
         for records in cleaning.people():
             report.count_records(records)
-            span.add(records)
+            if span is not None:
+                span.add(records)
             batch.extend(records)
             if len(batch) >= _BATCH_ROWS:
                 writer.add_records(batch)
                 batch = []
         writer.add_records(batch)
-        if mode == "snapshot":
+        if span is not None:
             report.window = window or span.window()
         writer.finish(report, clock())
     logger.info(
