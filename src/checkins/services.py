@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from checkins.domain.cleaning import Cleaning, Record, to_checkin
+from checkins.domain.cleaning import Cleaning, Record, isolated_days, to_checkin
 from checkins.domain.model import CheckIn, Flag, Quarantined, RawRow
 from checkins.domain.projects import ProjectAliases
 from checkins.domain.queries import (
@@ -137,26 +137,47 @@ def _ingest(
 class _StampSpan:
     """The first and last stamps of a file, for the default snapshot window.
 
-    Rows flagged isolated_timestamp are left out when there are others, so
-    that one row stamped years off cannot stretch the window over, and
-    retire, everything stored in between.
+    Rows flagged isolated_timestamp are left out when there are others. So
+    are runs of days far from the rest of the file, found by the same rule
+    over every person's rows, because a person whose only row is years off
+    is not flagged. Neither can stretch the window over, and retire,
+    everything stored in between.
     """
 
     def __init__(self) -> None:
-        self.usual: list[dt.datetime] = []
+        # Rows, first stamp and last stamp of each UTC day.
+        self.days: dict[dt.date, list] = {}
         self.isolated: list[dt.datetime] = []
 
     def add(self, records: list[Record]) -> None:
-        usual = [r[2] for r in records if _ISOLATED not in r[8]]
-        if usual:
-            self.usual += (min(usual), max(usual))
-        if len(usual) < len(records):
-            isolated = [r[2] for r in records if _ISOLATED in r[8]]
-            self.isolated += (min(isolated), max(isolated))
+        days = self.days
+        for record in records:
+            at = record[2]
+            if _ISOLATED in record[8]:
+                self.isolated.append(at)
+                continue
+            day = days.get(at.date())
+            if day is None:
+                days[at.date()] = [1, at, at]
+                continue
+            day[0] += 1
+            if at < day[1]:
+                day[1] = at
+            elif at > day[2]:
+                day[2] = at
+        if len(self.isolated) > 2:
+            self.isolated = [min(self.isolated), max(self.isolated)]
 
     def window(self) -> tuple[dt.datetime, dt.datetime] | None:
-        stamps = self.usual or self.isolated
-        return (min(stamps), max(stamps)) if stamps else None
+        far = isolated_days({day: rows for day, (rows, _, _) in self.days.items()})
+        # When every run is small, none is far from the rest.
+        kept = [span for day, span in self.days.items() if day not in far]
+        kept = kept or list(self.days.values())
+        if kept:
+            return min(span[1] for span in kept), max(span[2] for span in kept)
+        if self.isolated:
+            return min(self.isolated), max(self.isolated)
+        return None
 
 
 def clean_source(
