@@ -171,10 +171,10 @@ class _StampSpan:
     def window(self) -> tuple[dt.datetime, dt.datetime] | None:
         far = isolated_days({day: rows for day, (rows, _, _) in self.days.items()})
         # When every run is small, none is far from the rest.
-        kept = [span for day, span in self.days.items() if day not in far]
-        kept = kept or list(self.days.values())
-        if kept:
-            return min(span[1] for span in kept), max(span[2] for span in kept)
+        spans = [span for day, span in self.days.items() if day not in far]
+        spans = spans or list(self.days.values())
+        if spans:
+            return min(span[1] for span in spans), max(span[2] for span in spans)
         if self.isolated:
             return min(self.isolated), max(self.isolated)
         return None

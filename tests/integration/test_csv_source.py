@@ -313,3 +313,46 @@ def test_rows_before_undecodable_line_come_first(tmp_path):
     # bytes before the invalid one do not come out.
     assert len(read) > _LineRecorder.BLOCK_LINES
     assert list(range(2, len(read) + 2)) == read
+
+
+EXPORT = "user,timestamp,hours,project\nned,2018-11-26 10:00:00 UTC,2,hiring\n"
+
+
+def cut(path):
+    path.write_text("user,timestamp,hours,project\n")
+
+
+def append(path):
+    with path.open("a") as file:
+        file.write("bob,2018-11-27 10:00:00 UTC,1,hiring\n")
+
+
+def replace(path):
+    """Put a file of the same content at `path`, as a new inode."""
+    path.replace(path.with_name("moved.csv"))
+    path.write_text(EXPORT)
+
+
+@pytest.mark.parametrize("change", [cut, append, replace])
+def test_file_changed_after_hashing_is_rejected(tmp_path, change):
+    path = write(tmp_path, EXPORT)
+    source = CsvFileSource(path)
+    source.sha256()
+    change(path)
+
+    with pytest.raises(SourceError) as raised:
+        list(source.rows())
+
+    assert str(raised.value) == (
+        f"{path}: the file changed while it was being read (its size, "
+        "modification time or inode differ from when its SHA-256 was taken), "
+        "so nothing was stored; load it again once the file is complete"
+    )
+
+
+def test_unchanged_file_reads_after_hashing(tmp_path):
+    path = write(tmp_path, EXPORT)
+    source = CsvFileSource(path)
+    source.sha256()
+
+    assert [row.user for row in source.rows()] == ["ned"]

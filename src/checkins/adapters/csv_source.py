@@ -76,6 +76,8 @@ class CsvFileSource(CheckinSource):
         self.extra_columns: list[str] = []
         self.blank_lines = 0
         self._sha256: str | None = None
+        # Inode, size and modification time when the digest was taken.
+        self._version: tuple[int, int, int] | None = None
 
     def sha256(self) -> str:
         # A load asks for the digest more than once, and hashing a large file
@@ -83,6 +85,7 @@ class CsvFileSource(CheckinSource):
         if self._sha256 is None:
             digest = hashlib.sha256()
             with self._open_binary() as file:
+                self._version = _file_version(file)
                 while chunk := file.read(1 << 20):
                     digest.update(chunk)
             self._sha256 = digest.hexdigest()
@@ -95,6 +98,22 @@ class CsvFileSource(CheckinSource):
             io.TextIOWrapper(binary, encoding=encoding, newline="") as text,
         ):
             yield from self._read(text, encoding)
+            self._check_unchanged(binary)
+
+    def _check_unchanged(self, binary: BinaryIO) -> None:
+        """Raise SourceError when the file read differs from the one hashed.
+
+        A load is recorded under the file's SHA-256, so rows read from a file
+        that was rewritten, cut or replaced since then would be stored under
+        the digest of other content.
+        """
+        if self._version is not None and _file_version(binary) != self._version:
+            raise SourceError(
+                f"{self.name}: the file changed while it was being read (its "
+                "size, modification time or inode differ from when its SHA-256 "
+                "was taken), so nothing was stored; load it again once the "
+                "file is complete"
+            )
 
     def _open_binary(self) -> BinaryIO:
         # A load reads the file more than once (digest, header check, rows),
@@ -387,6 +406,11 @@ class CsvFileSource(CheckinSource):
                 f"{_preview(reread)} in {actual}, so the file is not "
                 f"{self.encoding} text; pass --encoding {actual}"
             )
+
+
+def _file_version(file: BinaryIO) -> tuple[int, int, int]:
+    status = os.fstat(file.fileno())
+    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _utf16_without_mark(head: bytes) -> str | None:
