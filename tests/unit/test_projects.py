@@ -115,3 +115,21 @@ def test_suggest_aliases_short_names_need_one_edit():
     suggestions = suggest_aliases(counts, ProjectAliases())
 
     assert ["lega"] == [suggestion.name for suggestion in suggestions]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  Ops \t Team ", "ops team"),
+        # Precomposed and combining forms of É are one name.
+        ("N\u00c9D", "n\u00e9d"),
+        ("ne\u0301d", "n\u00e9d"),
+        # Zero-width space, byte order mark and soft hyphen are invisible.
+        ("ned\u200b", "ned"),
+        ("\ufeffned", "ned"),
+        ("n\u00aded", "ned"),
+        ("ned\u00a0team", "ned team"),
+    ],
+)
+def test_normalise_name_folds_look_alike_names(text, expected):
+    assert normalise_name(text) == expected

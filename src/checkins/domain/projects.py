@@ -4,6 +4,7 @@ import collections
 import csv
 import importlib.resources
 import io
+import unicodedata
 
 import attrs
 
@@ -51,8 +52,21 @@ class ProjectAliases:
 
 
 def normalise_name(text: str) -> str:
-    """Trim `text`, fold inner runs of white space and lower-case it."""
-    return " ".join(text.split()).lower()
+    """Trim `text`, fold inner runs of white space and lower-case it.
+
+    Non-ASCII text also loses its format characters, such as the zero-width
+    space and the byte order mark, and is put in Unicode normal form NFC. A
+    name typed with a combining accent, or with an invisible character, is
+    then the same name as the one it looks like.
+    """
+    if text.isascii():
+        return " ".join(text.split()).lower()
+    visible = "".join(
+        character for character in text if unicodedata.category(character) != "Cf"
+    )
+    folded = " ".join(unicodedata.normalize("NFC", visible).split()).lower()
+    # Lower-casing can decompose a letter again, as with U+0130.
+    return unicodedata.normalize("NFC", folded)
 
 
 @attrs.frozen
