@@ -65,7 +65,7 @@ def normalise_name(text: str) -> str:
         character for character in text if unicodedata.category(character) != "Cf"
     )
     folded = " ".join(unicodedata.normalize("NFC", visible).split()).lower()
-    # Lower-casing can decompose a letter again, as with U+0130.
+    # Lower-casing does not promise to keep text in NFC, so it is normalised again.
     return unicodedata.normalize("NFC", folded)
 
 
