@@ -68,18 +68,23 @@ def ingest(
     mode: str = "append",
     window: tuple[dt.datetime, dt.datetime] | None = None,
     progress: Callable[[int], None] | None = None,
+    write_progress: Callable[[int], None] | None = None,
 ) -> LoadReport:
     """Clean every row of `source` and store the outcome as one load.
 
     The source's header is checked before the repository is touched, and the
     load runs in one transaction, so nothing is stored when any step raises.
     In "snapshot" mode the current rows inside the window that the file does
-    not contain are retired. `progress` is called with the rows read so far.
+    not contain are retired. `progress` is called with the rows read so far,
+    and then `write_progress` with the rows handed to the repository so far;
+    each is called with 0 when its phase starts.
     """
     if mode not in LOAD_MODES:
         raise ValueError(f"invalid load mode {mode!r}: expected append or snapshot")
     with _cyclic_gc_paused():
-        return _ingest(source, repository, aliases, clock, mode, window, progress)
+        return _ingest(
+            source, repository, aliases, clock, mode, window, progress, write_progress
+        )
 
 
 def _ingest(
@@ -90,6 +95,7 @@ def _ingest(
     mode: str,
     window: tuple[dt.datetime, dt.datetime] | None,
     progress: Callable[[int], None] | None,
+    write_progress: Callable[[int], None] | None,
 ) -> LoadReport:
     report = LoadReport(source=source.name, sha256=source.sha256(), mode=mode)
     rows = _checked_rows(source)
@@ -109,6 +115,9 @@ def _ingest(
         # Only a snapshot load needs the file's span, for its default window.
         span = _StampSpan() if mode == "snapshot" else None
         batch: list[Record] = []
+        written = 0
+        if write_progress is not None:
+            write_progress(0)
         for records in cleaning.people():
             report.count_records(records)
             if span is not None:
@@ -116,7 +125,10 @@ def _ingest(
             batch.extend(records)
             if len(batch) >= _BATCH_ROWS:
                 writer.add_records(batch)
+                written += len(batch)
                 batch = []
+                if write_progress is not None:
+                    write_progress(written)
         writer.add_records(batch)
         if span is not None:
             report.window = window or span.window()
@@ -187,14 +199,18 @@ def clean_source(
     *,
     aliases: ProjectAliases | None = None,
     progress: Callable[[int], None] | None = None,
+    write_progress: Callable[[int], None] | None = None,
 ) -> LoadReport:
     """Clean every row of `source` without a database, passing each outcome on.
 
     The counts equal those of a load of the same file, except the stored
-    ones, which need a database.
+    ones, which need a database. `progress` and `write_progress` are called
+    as by `ingest`.
     """
     with _cyclic_gc_paused():
-        return _clean_source(source, write_checkin, write_rejected, aliases, progress)
+        return _clean_source(
+            source, write_checkin, write_rejected, aliases, progress, write_progress
+        )
 
 
 def _clean_source(
@@ -203,6 +219,7 @@ def _clean_source(
     write_rejected: Callable[[Quarantined], None],
     aliases: ProjectAliases | None,
     progress: Callable[[int], None] | None,
+    write_progress: Callable[[int], None] | None,
 ) -> LoadReport:
     report = LoadReport(source=source.name, sha256=source.sha256())
     rows = _checked_rows(source)
@@ -211,10 +228,17 @@ def _clean_source(
         report.count(row)
         write_rejected(row)
     _describe_source(source, report)
+    written = reported = 0
+    if write_progress is not None:
+        write_progress(0)
     for records in cleaning.people():
         report.count_records(records)
         for record in records:
             write_checkin(to_checkin(record))
+        written += len(records)
+        if write_progress is not None and written - reported >= _BATCH_ROWS:
+            write_progress(written)
+            reported = written
     return report
 
 

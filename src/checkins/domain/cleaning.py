@@ -454,7 +454,8 @@ class Cleaning:
     until the file is read. Up to `max_rows_in_memory` rows wait in memory.
     Beyond that, all rows go to temporary files, one per group of people, so
     memory stays flat however large the file is. `progress`, when given, is
-    called with the number of rows read so far every 65,536 rows.
+    called with the number of rows read so far when reading starts and every
+    65,536 rows.
     """
 
     PROGRESS_EVERY = 1 << 16
@@ -485,6 +486,8 @@ class Cleaning:
         by_person = self._by_person
         count = self.rows_read
         rows_held = 0
+        if self.progress is not None:
+            self.progress(count)
         for raw in rows:
             count += 1
             if not count % self.PROGRESS_EVERY:

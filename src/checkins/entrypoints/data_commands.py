@@ -129,6 +129,7 @@ def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
                 mode=arguments.mode,
                 window=window,
                 progress=progress.update,
+                write_progress=progress.written,
             )
         loaded.add(sha256)
         _print_report(report, arguments.json)
@@ -263,7 +264,11 @@ def _clean(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         write_checkin = _checkin_writer(clean_file)
         write_rejected = _rejects_writer(rejects_file)
         report = services.clean_source(
-            source, write_checkin, write_rejected, progress=progress.update
+            source,
+            write_checkin,
+            write_rejected,
+            progress=progress.update,
+            write_progress=progress.written,
         )
     _print_report(report, arguments.json)
     return 0
@@ -320,7 +325,7 @@ def _rejects_writer(file: TextIO):
 
 
 class Progress:
-    """A progress line for long reads: a live line on a terminal, else log lines.
+    """A progress line for long loads: a live line on a terminal, else log lines.
 
     On a terminal the line is redrawn on standard error; otherwise a log line
     is written at most every LOG_SECONDS, so that logs stay short.
@@ -335,6 +340,7 @@ class Progress:
         self.started = time.monotonic()
         self.last_log = self.started
         self.drawn = False
+        self.width = 0
 
     def __enter__(self) -> "Progress":
         return self
@@ -345,13 +351,28 @@ class Progress:
             self.stream.flush()
 
     def update(self, rows: int) -> None:
-        """Show that `rows` rows have been read."""
+        """Show that `rows` rows have been read. A call with 0 starts the clock."""
+        self._show(rows, "read")
+
+    def written(self, rows: int) -> None:
+        """Show that `rows` rows have been written. A call with 0 starts the clock."""
+        self._show(rows, "written")
+
+    def _show(self, rows: int, verb: str) -> None:
         now = time.monotonic()
+        # A phase starts at 0, which leaves out time spent before it, such as
+        # waiting for another load to finish.
+        if rows == 0:
+            self.started = now
+            return
         rate = rows / max(now - self.started, 1e-9)
         if self.live:
-            self.stream.write(f"\r{self.title}: {rows:,} rows read, {rate:,.0f} rows/s")
+            line = f"{self.title}: {rows:,} rows {verb}, {rate:,.0f} rows/s"
+            # Blanks cover the end of a longer line drawn before.
+            self.stream.write(f"\r{line.ljust(self.width)}")
             self.stream.flush()
+            self.width = len(line)
             self.drawn = True
         elif now - self.last_log >= self.LOG_SECONDS:
             self.last_log = now
-            logger.info("%s: %d rows read, %.0f rows/s", self.title, rows, rate)
+            logger.info("%s: %d rows %s, %.0f rows/s", self.title, rows, verb, rate)
