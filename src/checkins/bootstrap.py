@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import attrs
+import psycopg
+import psycopg.conninfo
 
 from checkins.adapters.postgres import PostgresCheckinRepository
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
@@ -49,7 +51,7 @@ class Settings:
         """Build settings from `environ`, by default the process environment."""
         environ = os.environ if environ is None else environ
         return cls(
-            database_url=environ.get("CHECKINS_DATABASE_URL") or None,
+            database_url=_database_url(environ.get("CHECKINS_DATABASE_URL")),
             data_dir=Path(environ.get("CHECKINS_DATA_DIR") or DEFAULT_DATA_DIR),
             log_level=_log_level(environ.get("CHECKINS_LOG_LEVEL") or "INFO"),
             time_zone=environ.get("CHECKINS_TIMEZONE") or "UTC",
@@ -62,6 +64,23 @@ class Settings:
                 environ, "CHECKINS_STATEMENT_TIMEOUT_MS", int, 5000
             ),
         )
+
+
+def _database_url(text: str | None) -> str | None:
+    """Return `text` when libpq can parse it, None when it is unset."""
+    if not text:
+        return None
+    try:
+        psycopg.conninfo.conninfo_to_dict(text)
+    except psycopg.ProgrammingError as error:
+        # The URL is not repeated, because it can contain a password.
+        raise SettingsError(
+            f"invalid CHECKINS_DATABASE_URL: {str(error).strip()}; expected a "
+            "URL such as "
+            "postgresql://user@127.0.0.1:5432/checkins, or unset it to use the "
+            "embedded server"
+        ) from None
+    return text
 
 
 def _optional_path(text: str | None) -> Path | None:

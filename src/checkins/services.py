@@ -134,7 +134,8 @@ def _ingest(
             report.window = window or span.window()
         writer.finish(report, clock())
     logger.info(
-        "loaded %s as load %s: %d read, %d loaded, %d new, %d quarantined, %d retired",
+        "loaded %s as load %s: %d read, %d loaded, %d new, %d quarantined, "
+        "%d retired, %d revived",
         source.name,
         report.load_id,
         report.rows_read,
@@ -142,6 +143,7 @@ def _ingest(
         report.rows_inserted,
         report.rows_quarantined,
         report.rows_retired,
+        report.rows_revived,
     )
     return report
 

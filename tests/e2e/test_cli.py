@@ -1,4 +1,5 @@
 import json
+import socket
 
 import psycopg
 import pytest
@@ -127,6 +128,32 @@ def test_unreachable_database_is_one_line(run_cli, tmp_path):
     assert 1 == status
     assert error.startswith("checkins: error: database unavailable: ")
     assert 1 == len(error.strip().splitlines())
+
+
+def test_malformed_database_url_names_the_setting(run_cli):
+    status, _, error = run_cli("not a url", "loads")
+
+    assert 1 == status
+    assert error == (
+        'checkins: error: invalid CHECKINS_DATABASE_URL: missing "=" after '
+        '"not" in connection info string; expected a URL such as '
+        "postgresql://user@127.0.0.1:5432/checkins, or unset it to use the "
+        "embedded server\n"
+    )
+
+
+def test_serve_on_a_used_port_is_one_line(run_cli, database_url):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        status, _, error = run_cli(database_url, "serve", "--port", str(port))
+
+    assert 1 == status
+    assert error.startswith(
+        f"checkins: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert error.endswith(
+        "; stop the server that uses it, or choose another --host or --port\n"
+    )
 
 
 def test_clean_output_can_be_cleaned_again(run_cli, database_url, tmp_path):

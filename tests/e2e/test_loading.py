@@ -113,6 +113,10 @@ def test_snapshot_retires_missing_rows(
     assert 10 == restored["rows_retired"]
     assert 0 == restored["rows_inserted"]
 
+    _, output, _ = run_cli(database_url, "loads", "--json")
+    history = [json.loads(line) for line in output.splitlines()]
+    assert [0, 0, 110] == [load["rows_revived"] for load in history]
+
 
 def test_folder_loads_each_file_once(run_cli, database_url, tmp_path, export_lines):
     """Loading a folder twice loads each file once and skips it the second time."""

@@ -143,6 +143,7 @@ class _InMemoryLoadWriter(LoadWriter):
             rows_quarantined=report.rows_quarantined,
             rows_inserted=inserted,
             rows_retired=retiring,
+            rows_revived=report.rows_revived,
         )
         self._report = report.to_dict()
         self.finished = True

@@ -106,7 +106,11 @@ class PostgresCheckinRepository(CheckinRepository):
             rows = connection.execute(
                 "SELECT id, source, sha256, mode, started_at, finished_at,"
                 " rows_read, rows_loaded, rows_quarantined, rows_inserted,"
-                " rows_retired FROM loads ORDER BY id"
+                " rows_retired,"
+                # The report of every load records revived rows, so the table
+                # has no column for them.
+                " coalesce((report ->> 'rows_revived')::integer, 0)"
+                " FROM loads ORDER BY id"
             ).fetchall()
         return [StoredLoad(*row) for row in rows]
 

@@ -33,6 +33,7 @@ class StoredLoad:
     rows_quarantined: int
     rows_inserted: int
     rows_retired: int
+    rows_revived: int = 0
 
 
 @attrs.define

@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -134,6 +135,7 @@ def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         raise CommandError(f"invalid --workers {arguments.workers}: expected 1 or more")
     if arguments.threads < 1:
         raise CommandError(f"invalid --threads {arguments.threads}: expected 1 or more")
+    _check_address(arguments.host, arguments.port)
     repository = bootstrap.build_repository(settings)
     _check_app_settings(settings, repository.conninfo)
     repository.migrate()
@@ -145,6 +147,21 @@ def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         workers=arguments.workers,
         threads=arguments.threads,
     )
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail with one line when the address cannot be listened on.
+
+    gunicorn would retry for several seconds and then end with a bare
+    message, so the address is tried first.
+    """
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as error:
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}; stop the "
+            "server that uses it, or choose another --host or --port"
+        ) from None
 
 
 def _check_app_settings(settings: bootstrap.Settings, database_url: str) -> None:

@@ -206,6 +206,7 @@ def _loads(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
                         "rows_quarantined": load.rows_quarantined,
                         "rows_inserted": load.rows_inserted,
                         "rows_retired": load.rows_retired,
+                        "rows_revived": load.rows_revived,
                     }
                 )
             )
@@ -216,7 +217,7 @@ def _loads(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     print(
         f"{'id':>4}  {'started (UTC)':<19}  {'seconds':>8}  {'mode':<8}  "
         f"{'read':>10}  {'loaded':>10}  {'new':>10}  {'quarantined':>11}  "
-        f"{'retired':>8}  source"
+        f"{'retired':>8}  {'revived':>8}  source"
     )
     for load in loads:
         started = load.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -224,7 +225,7 @@ def _loads(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
             f"{load.id:>4}  {started:<19}  {_seconds(load):>8.2f}  {load.mode:<8}  "
             f"{load.rows_read:>10,}  {load.rows_loaded:>10,}  "
             f"{load.rows_inserted:>10,}  {load.rows_quarantined:>11,}  "
-            f"{load.rows_retired:>8,}  {load.source}"
+            f"{load.rows_retired:>8,}  {load.rows_revived:>8,}  {load.source}"
         )
     return 0
 
