@@ -55,8 +55,10 @@ class Settings:
             data_dir=Path(environ.get("CHECKINS_DATA_DIR") or DEFAULT_DATA_DIR),
             log_level=_log_level(environ.get("CHECKINS_LOG_LEVEL") or "INFO"),
             time_zone=environ.get("CHECKINS_TIMEZONE") or "UTC",
-            api_tokens_file=_optional_path(environ.get("CHECKINS_API_TOKENS_FILE")),
-            api_token_hashes=environ.get("CHECKINS_API_TOKEN_HASHES") or None,
+            api_tokens_file=_optional_path(
+                _token_setting(environ, "CHECKINS_API_TOKENS_FILE")
+            ),
+            api_token_hashes=_token_setting(environ, "CHECKINS_API_TOKEN_HASHES"),
             etags=_flag(environ, "CHECKINS_ETAGS", default=True),
             pool_size=_number(environ, "CHECKINS_POOL_SIZE", int, 4),
             pool_timeout=_number(environ, "CHECKINS_POOL_TIMEOUT", float, 2.0),
@@ -80,6 +82,21 @@ def _database_url(text: str | None) -> str | None:
             "postgresql://user@127.0.0.1:5432/checkins, or unset it to use the "
             "embedded server"
         ) from None
+    return text
+
+
+def _token_setting(environ: Mapping[str, str], name: str) -> str | None:
+    """Return a token setting, or None when it is unset.
+
+    A setting that is present but blank raises, because a deployment that
+    meant to set it would otherwise serve without authentication.
+    """
+    text = environ.get(name)
+    if text is not None and not text.strip():
+        raise SettingsError(
+            f"{name} is set but empty; give it a value, or unset it to serve "
+            "without authentication"
+        )
     return text
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from checkins.domain.cleaning import Cleaning, Record, isolated_days, to_checkin
-from checkins.domain.model import CheckIn, Flag, Quarantined, RawRow
+from checkins.domain.cleaning import ISOLATION_GAP, Cleaning, Record, to_checkin
+from checkins.domain.model import CheckIn, Quarantined, RawRow
 from checkins.domain.projects import ProjectAliases
 from checkins.domain.queries import (
     CheckinPage,
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 
 LOAD_MODES = ("append", "snapshot")
-_ISOLATED = Flag.ISOLATED_TIMESTAMP.value
 
 # Check-ins are handed to the repository in batches of about this many rows.
 _BATCH_ROWS = 50_000
@@ -149,27 +148,24 @@ def _ingest(
 
 
 class _StampSpan:
-    """The first and last stamps of a file, for the default snapshot window.
+    """The first and last stamps of a file's main run of activity.
 
-    Rows flagged isolated_timestamp are left out when there are others. So
-    are runs of days far from the rest of the file, found by the same rule
-    over every person's rows, because a person whose only row is years off
-    is not flagged. Neither can stretch the window over, and retire,
+    This is the default snapshot window. The file's days split into runs
+    where they are more than ISOLATION_GAP apart, as a person's do for the
+    isolated_timestamp flag, and the run with the most rows is the window.
+    Rows stamped months or years away from it, whether flagged or the only
+    rows of a person, cannot stretch the window over, and retire,
     everything stored in between.
     """
 
     def __init__(self) -> None:
         # Rows, first stamp and last stamp of each UTC day.
         self.days: dict[dt.date, list] = {}
-        self.isolated: list[dt.datetime] = []
 
     def add(self, records: list[Record]) -> None:
         days = self.days
         for record in records:
             at = record[2]
-            if _ISOLATED in record[8]:
-                self.isolated.append(at)
-                continue
             day = days.get(at.date())
             if day is None:
                 days[at.date()] = [1, at, at]
@@ -179,19 +175,20 @@ class _StampSpan:
                 day[1] = at
             elif at > day[2]:
                 day[2] = at
-        if len(self.isolated) > 2:
-            self.isolated = [min(self.isolated), max(self.isolated)]
 
     def window(self) -> tuple[dt.datetime, dt.datetime] | None:
-        far = isolated_days({day: rows for day, (rows, _, _) in self.days.items()})
-        # When every run is small, none is far from the rest.
-        spans = [span for day, span in self.days.items() if day not in far]
-        spans = spans or list(self.days.values())
-        if spans:
-            return min(span[1] for span in spans), max(span[2] for span in spans)
-        if self.isolated:
-            return min(self.isolated), max(self.isolated)
-        return None
+        runs: list[list[list]] = []
+        previous = None
+        for day in sorted(self.days):
+            if previous is None or day - previous > ISOLATION_GAP:
+                runs.append([])
+            runs[-1].append(self.days[day])
+            previous = day
+        if not runs:
+            return None
+        # Of runs with as many rows, the latest wins, as the newest activity.
+        main = max(reversed(runs), key=lambda run: sum(span[0] for span in run))
+        return main[0][1], main[-1][2]
 
 
 def clean_source(

@@ -277,21 +277,31 @@ def test_concurrent_loads_run_in_turn(database_url, tmp_path, export_lines):
 
 
 @pytest.mark.parametrize(
-    ("outlier", "flagged"),
+    ("autumn_rows", "outliers", "flagged"),
     [
         # One of ned's rows, flagged isolated_timestamp.
-        ("ned,2001-01-01 09:00:00 UTC,1.0,bizdev\n", 1),
+        (None, ["ned,2001-01-01 09:00:00 UTC,1.0,bizdev\n"], 1),
         # The only row of a person, which no per-person rule can flag.
-        ("zed,2010-10-06 10:00:00 UTC,1,bizdev\n", 0),
+        (None, ["zed,2010-10-06 10:00:00 UTC,1,bizdev\n"], 0),
+        # In a small file, one far-off row is a large share of the rows.
+        (10, ["zed,2010-10-06 10:00:00 UTC,1,bizdev\n"], 0),
+        (98, [f"zed,2010-10-0{day} 10:00:00 UTC,1,bizdev\n" for day in range(1, 7)], 0),
     ],
 )
 def test_snapshot_window_skips_isolated_rows(
-    run_cli, database_url, tmp_path, export_lines, real_export, outlier, flagged
+    run_cli,
+    database_url,
+    tmp_path,
+    export_lines,
+    real_export,
+    autumn_rows,
+    outliers,
+    flagged,
 ):
-    """One row stamped years off does not stretch a snapshot's window."""
+    """Rows stamped years off do not stretch a snapshot's window."""
     header, lines = export_lines
-    autumn = [line for line in lines if line.startswith("ned,2018-1")]
-    snapshot = write_lines(tmp_path / "snapshot.csv", header, [*autumn, outlier])
+    autumn = [line for line in lines if line.startswith("ned,2018-1")][:autumn_rows]
+    snapshot = write_lines(tmp_path / "snapshot.csv", header, [*autumn, *outliers])
 
     run_cli(database_url, "load", str(real_export))
     status, output, _ = run_cli(
@@ -302,7 +312,7 @@ def test_snapshot_window_skips_isolated_rows(
     assert 0 == status
     assert flagged == report["flags"].get("isolated_timestamp", 0)
     low, high = report["window"]
-    assert low.startswith("2018-10-")
+    assert low.startswith(("2018-10-", "2018-11-"))
     assert high.startswith("2018-11-")
     with psycopg.connect(database_url) as connection:
         outside = connection.execute(

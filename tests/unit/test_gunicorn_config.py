@@ -37,12 +37,25 @@ def test_environment_sets_workers_and_threads(reload_config):
     assert config.options()["threads"] == 2
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "2.5", "²"])
+@pytest.mark.parametrize(
+    "value", ["abc", "0", "-1", "2.5", "²", "99999999999999999999"]
+)
 def test_invalid_worker_count_is_rejected(reload_config, value):
+    maximum = gunicorn_config.MAX_WORKERS
+
     with pytest.raises(ValueError) as raised:
         reload_config(CHECKINS_WORKERS=value)
 
     assert str(raised.value) == (
-        f"invalid CHECKINS_WORKERS {value!r}: expected a whole number of 1 or "
-        "more, or unset it for the default"
+        f"invalid CHECKINS_WORKERS {value!r}: expected a whole number from 1 to "
+        f"{maximum}, or unset it for the default"
     )
+
+
+def test_largest_counts_are_accepted(reload_config):
+    config = reload_config(
+        CHECKINS_WORKERS=str(gunicorn_config.MAX_WORKERS), CHECKINS_THREADS="256"
+    )
+
+    assert config.workers == 16 * len(os.sched_getaffinity(0))
+    assert config.threads == 256

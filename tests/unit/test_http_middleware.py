@@ -4,6 +4,7 @@ import logging
 import pytest
 from falcon import testing
 
+from checkins import bootstrap
 from checkins.adapters.memory import InMemoryCheckinQueries, InMemoryCheckinRepository
 from checkins.domain.queries import QueriesUnavailableError
 from checkins.entrypoints.http import create_app
@@ -194,6 +195,40 @@ def test_tokens_file_without_digest_is_rejected(tmp_path, content):
         f"the API token hashes file {path} contains no SHA-256 digest; add the "
         "sha256 of each accepted token, or unset CHECKINS_API_TOKENS_FILE to "
         "serve without authentication"
+    )
+
+
+def test_tokens_file_with_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_bytes(b"\xef\xbb\xbf" + hash_token(TOKEN).encode() + b"\r\n")
+
+    assert load_token_hashes(path, None) == (bytes.fromhex(hash_token(TOKEN)),)
+
+
+def test_tokens_file_not_utf8_is_rejected(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_bytes(b"\xff\xfe\n")
+
+    with pytest.raises(TokenConfigError) as raised:
+        load_token_hashes(path, None)
+
+    assert str(raised.value) == (
+        f"the API token hashes file {path} is not UTF-8 text; store one SHA-256 "
+        "hex digest a line"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["CHECKINS_API_TOKENS_FILE", "CHECKINS_API_TOKEN_HASHES"]
+)
+@pytest.mark.parametrize("value", ["", "  "])
+def test_blank_token_setting_is_rejected(name, value):
+    with pytest.raises(bootstrap.SettingsError) as raised:
+        bootstrap.Settings.from_env({name: value})
+
+    assert str(raised.value) == (
+        f"{name} is set but empty; give it a value, or unset it to serve without "
+        "authentication"
     )
 
 

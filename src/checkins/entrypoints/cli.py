@@ -129,12 +129,19 @@ def _serve(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         arguments.workers = gunicorn_config.workers
     if arguments.threads is None:
         arguments.threads = gunicorn_config.threads
+    if not 1 <= arguments.workers <= gunicorn_config.MAX_WORKERS:
+        raise CommandError(
+            f"invalid --workers {arguments.workers}: expected 1 to "
+            f"{gunicorn_config.MAX_WORKERS}"
+        )
+    if not 1 <= arguments.threads <= gunicorn_config.MAX_THREADS:
+        raise CommandError(
+            f"invalid --threads {arguments.threads}: expected 1 to "
+            f"{gunicorn_config.MAX_THREADS}"
+        )
     if not 0 < arguments.port < 65536:
         raise CommandError(f"invalid --port {arguments.port}: expected 1 to 65535")
-    if arguments.workers < 1:
-        raise CommandError(f"invalid --workers {arguments.workers}: expected 1 or more")
-    if arguments.threads < 1:
-        raise CommandError(f"invalid --threads {arguments.threads}: expected 1 or more")
+
     _check_address(arguments.host, arguments.port)
     repository = bootstrap.build_repository(settings)
     _check_app_settings(settings, repository.conninfo)

@@ -13,27 +13,36 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
 
+def cpu_count() -> int:
+    """Return the number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
-    """Return two worker processes per CPU this process may run on.
+    """Return two worker processes per CPU.
 
     While one worker waits for the database, the other runs.
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return 2 * cpus
+    return 2 * cpu_count()
 
 
-def _count_setting(name: str, default: int) -> int:
-    """Return the environment variable `name` as a count of 1 or more."""
+# Upper bounds, so that a typing slip cannot fork thousands of processes.
+MAX_WORKERS = max(16, 16 * cpu_count())
+MAX_THREADS = 256
+
+
+def _count_setting(name: str, default: int, maximum: int) -> int:
+    """Return the environment variable `name` as a count from 1 to `maximum`."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
         raise ValueError(
-            f"invalid {name} {text!r}: expected a whole number of 1 or more, "
-            "or unset it for the default"
+            f"invalid {name} {text!r}: expected a whole number from 1 to "
+            f"{maximum}, or unset it for the default"
         )
     return int(text)
 
@@ -43,8 +52,8 @@ def _count_setting(name: str, default: int) -> int:
 # request spends worker CPU handing the GIL back and forth, so the default
 # scales with processes and gives each one request thread.
 worker_class = "gthread"
-workers = _count_setting("CHECKINS_WORKERS", default_workers())
-threads = _count_setting("CHECKINS_THREADS", 1)
+workers = _count_setting("CHECKINS_WORKERS", default_workers(), MAX_WORKERS)
+threads = _count_setting("CHECKINS_THREADS", 1, MAX_THREADS)
 bind = ["127.0.0.1:8000"]
 
 # A worker that does not report for this many seconds is killed and replaced.

@@ -54,8 +54,14 @@ def load_token_hashes(
     digests: list[bytes] = []
     if tokens_file is not None:
         try:
-            lines = tokens_file.read_text(encoding="ascii").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
+            # utf-8-sig drops a byte order mark that some editors add.
+            lines = tokens_file.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            raise TokenConfigError(
+                f"the API token hashes file {tokens_file} is not UTF-8 text; store "
+                "one SHA-256 hex digest a line"
+            ) from None
+        except OSError as error:
             raise TokenConfigError(
                 f"cannot read the API token hashes file {tokens_file}: {error}"
             ) from error

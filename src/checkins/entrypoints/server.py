@@ -53,12 +53,18 @@ def run_gunicorn(
         "workers": workers,
         "threads": threads,
     }
+    authentication = (
+        "bearer tokens required"
+        if settings.api_tokens_file or settings.api_token_hashes
+        else "no authentication"
+    )
     logger.info(
-        "serving on http://%s:%d with %d workers, %d threads each",
+        "serving on http://%s:%d with %d workers, %d threads each, %s",
         host,
         port,
         workers,
         threads,
+        authentication,
     )
     _CheckinsApplication(settings, database_url, options).run()
     return 0
