@@ -23,6 +23,15 @@ class SourceError(Exception):
     """Raised when a source cannot be read as a check-in export at all."""
 
 
+class AlreadyLoadedError(Exception):
+    """Raised when a load asked to skip loaded files meets one loaded before."""
+
+    def __init__(self, source: str, sha256: str) -> None:
+        super().__init__(f"{source}: already loaded (sha256 {sha256[:12]})")
+        self.source = source
+        self.sha256 = sha256
+
+
 class CheckinSource(abc.ABC):
     """A file or stream of raw check-in rows.
 
@@ -82,13 +91,17 @@ class CheckinRepository(abc.ABC):
         *,
         mode: str = "append",
         window: tuple[dt.datetime, dt.datetime] | None = None,
+        skip_loaded: bool = False,
     ) -> AbstractContextManager[LoadWriter]:
         """Open a load as one transaction.
 
         The load is stored when the block exits normally after `finish`, and
         nothing of it is stored when the block raises. `mode` is "append" or
         "snapshot"; `window` bounds a snapshot's stamps, and defaults to the
-        first and last stamps of its rows.
+        first and last stamps of its rows. With `skip_loaded`, a file whose
+        SHA-256 a load stored before raises AlreadyLoadedError, checked after
+        any other load has finished, so two runs over one folder load each
+        file once.
         """
 
     @abc.abstractmethod

@@ -68,6 +68,7 @@ def ingest(
     window: tuple[dt.datetime, dt.datetime] | None = None,
     progress: Callable[[int], None] | None = None,
     write_progress: Callable[[int], None] | None = None,
+    skip_loaded: bool = False,
 ) -> LoadReport:
     """Clean every row of `source` and store the outcome as one load.
 
@@ -76,13 +77,22 @@ def ingest(
     In "snapshot" mode the current rows inside the window that the file does
     not contain are retired. `progress` is called with the rows read so far,
     and then `write_progress` with the rows handed to the repository so far;
-    each is called with 0 when its phase starts.
+    each is called with 0 when its phase starts. With `skip_loaded`, a file
+    loaded before raises AlreadyLoadedError instead, and nothing is stored.
     """
     if mode not in LOAD_MODES:
         raise ValueError(f"invalid load mode {mode!r}: expected append or snapshot")
     with _cyclic_gc_paused():
         return _ingest(
-            source, repository, aliases, clock, mode, window, progress, write_progress
+            source,
+            repository,
+            aliases,
+            clock,
+            mode,
+            window,
+            progress,
+            write_progress,
+            skip_loaded,
         )
 
 
@@ -95,13 +105,19 @@ def _ingest(
     window: tuple[dt.datetime, dt.datetime] | None,
     progress: Callable[[int], None] | None,
     write_progress: Callable[[int], None] | None,
+    skip_loaded: bool,
 ) -> LoadReport:
     report = LoadReport(source=source.name, sha256=source.sha256(), mode=mode)
     rows = _checked_rows(source)
     logger.info("loading %s (sha256 %s, %s)", source.name, report.sha256, mode)
     cleaning = Cleaning(aliases, progress)
     with repository.load(
-        source.name, report.sha256, clock(), mode=mode, window=window
+        source.name,
+        report.sha256,
+        clock(),
+        mode=mode,
+        window=window,
+        skip_loaded=skip_loaded,
     ) as writer:
         # NOTE: a load keeps its quarantined rows in memory until it ends, so a
         # file of millions of broken rows needs memory in proportion.

@@ -10,6 +10,7 @@ from checkins.adapters.postgres import PostgresCheckinRepository, migrations
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.domain.cleaning import Cleaning
 from checkins.domain.queries import CheckinQuery, UnknownUserError
+from checkins.ports import AlreadyLoadedError
 
 
 CSV = """user,timestamp,hours,project
@@ -93,6 +94,20 @@ def test_second_load_adds_no_rows(repository, export, database_url):
     assert 2 == report.load_id
     assert 5 == count(database_url, "checkins")
     assert 2 == count(database_url, "loads")
+
+
+def test_load_asked_to_skip_loaded_files_skips_one(repository, export, database_url):
+    """A run that read the loaded files before another run loaded this one."""
+    loaded_before = repository.loaded_sha256s()
+    services.ingest(CsvFileSource(export), repository)
+
+    with pytest.raises(AlreadyLoadedError) as raised:
+        services.ingest(CsvFileSource(export), repository, skip_loaded=True)
+
+    assert set() == loaded_before
+    assert raised.value.sha256 == CsvFileSource(export).sha256()
+    assert 1 == count(database_url, "loads")
+    assert 5 == count(database_url, "checkins")
 
 
 def test_failed_load_leaves_database_unchanged(repository, export, database_url):

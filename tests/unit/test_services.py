@@ -8,7 +8,7 @@ from checkins import services
 from checkins.adapters.memory import InMemoryCheckinQueries, InMemoryCheckinRepository
 from checkins.domain.model import RawRow
 from checkins.domain.queries import CheckinQuery, Position, UnknownUserError
-from checkins.ports import CheckinSource, SourceError
+from checkins.ports import AlreadyLoadedError, CheckinSource, SourceError
 
 
 class ListSource(CheckinSource):
@@ -86,6 +86,21 @@ def test_ingest_twice_adds_no_rows():
     assert 0 == report.rows_inserted
     assert 4 == len(repository.checkins)
     assert [1, 2] == [load.id for load in repository.loads]
+
+
+def test_ingest_skipping_loaded_files_raises_for_one():
+    repository = InMemoryCheckinRepository()
+    services.ingest(ListSource(LINES), repository, clock=fixed_clock)
+
+    with pytest.raises(AlreadyLoadedError) as raised:
+        services.ingest(
+            ListSource(LINES), repository, clock=fixed_clock, skip_loaded=True
+        )
+
+    assert str(raised.value).endswith(
+        f": already loaded (sha256 {ListSource(LINES).sha256()[:12]})"
+    )
+    assert [1] == [load.id for load in repository.loads]
 
 
 def test_ingest_bad_source_changes_nothing():

@@ -23,7 +23,12 @@ from checkins.domain.queries import (
     render_checkins_json,
 )
 from checkins.domain.report import LoadReport, StoredLoad
-from checkins.ports import CheckinQueries, CheckinRepository, LoadWriter
+from checkins.ports import (
+    AlreadyLoadedError,
+    CheckinQueries,
+    CheckinRepository,
+    LoadWriter,
+)
 
 
 class InMemoryCheckinRepository(CheckinRepository):
@@ -64,7 +69,10 @@ class InMemoryCheckinRepository(CheckinRepository):
         *,
         mode: str = "append",
         window: tuple[dt.datetime, dt.datetime] | None = None,
+        skip_loaded: bool = False,
     ) -> Iterator[LoadWriter]:
+        if skip_loaded and sha256 in self.loaded_sha256s():
+            raise AlreadyLoadedError(source, sha256)
         writer = _InMemoryLoadWriter(self, source, sha256, started_at, mode, window)
         yield writer
         if not writer.finished:

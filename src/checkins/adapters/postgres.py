@@ -19,7 +19,7 @@ from psycopg.copy import LibpqWriter
 from checkins.domain.cleaning import Record
 from checkins.domain.model import Quarantined
 from checkins.domain.report import LoadReport, StoredLoad
-from checkins.ports import CheckinRepository, LoadWriter
+from checkins.ports import AlreadyLoadedError, CheckinRepository, LoadWriter
 
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class PostgresCheckinRepository(CheckinRepository):
         *,
         mode: str = "append",
         window: tuple[dt.datetime, dt.datetime] | None = None,
+        skip_loaded: bool = False,
     ) -> Iterator[LoadWriter]:
         with (
             psycopg.connect(self.conninfo) as connection,
@@ -143,6 +144,12 @@ class PostgresCheckinRepository(CheckinRepository):
         ):
             _wait_for_other_loads(connection)
             apply_migrations(connection)
+            if skip_loaded:
+                (loaded,) = connection.execute(
+                    "SELECT EXISTS (SELECT 1 FROM loads WHERE sha256 = %s)", (sha256,)
+                ).fetchone()
+                if loaded:
+                    raise AlreadyLoadedError(source, sha256)
             table = _TableState.read(connection)
             if table.first_load:
                 _drop_secondary_indexes(connection, table)
@@ -231,7 +238,7 @@ def _storable(text: str) -> str:
 
 @dataclasses.dataclass
 class _TableState:
-    """What a load needs to know about `checkins` before it writes.
+    """The state of `checkins` that a load needs before it writes.
 
     `first_load` is true when the table is empty and the connecting role owns
     it, so that the load may drop and rebuild its secondary indexes.

@@ -16,6 +16,7 @@ from checkins.domain.model import CheckIn, Quarantined
 from checkins.domain.report import LoadReport, format_report
 from checkins.domain.timestamps import TimestampError, parse_timestamp
 from checkins.entrypoints.spreadsheet import safe_cell
+from checkins.ports import AlreadyLoadedError
 
 
 logger = logging.getLogger(__name__)
@@ -122,15 +123,22 @@ def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
         if sha256 in loaded:
             _print_skipped(source, sha256, arguments.json)
             continue
-        with Progress(f"loading {source.name}") as progress:
-            report = services.ingest(
-                source,
-                repository,
-                mode=arguments.mode,
-                window=window,
-                progress=progress.update,
-                write_progress=progress.written,
-            )
+        try:
+            with Progress(f"loading {source.name}") as progress:
+                report = services.ingest(
+                    source,
+                    repository,
+                    mode=arguments.mode,
+                    window=window,
+                    progress=progress.update,
+                    write_progress=progress.written,
+                    # Checked again under the load lock, because another run
+                    # may have loaded the file since `loaded` was read.
+                    skip_loaded=batch,
+                )
+        except AlreadyLoadedError:
+            _print_skipped(source, sha256, arguments.json)
+            continue
         loaded.add(sha256)
         _print_report(report, arguments.json)
     return 0
