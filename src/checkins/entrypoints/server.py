@@ -59,7 +59,7 @@ def run_gunicorn(
         else "no authentication"
     )
     logger.info(
-        "serving on http://%s:%d with %d workers, %d threads each, %s",
+        "serving on http://%s:%d, gunicorn workers x threads: %d x %d, %s",
         host,
         port,
         workers,
