@@ -18,7 +18,7 @@ import pickle
 import re
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 
 from checkins.domain.model import (
@@ -418,16 +418,7 @@ def _recover_precision(rows: list[Row]) -> tuple[list[Row], bool]:
 
 def _isolated_days(rows: list[Row], day_of: dict[dt.datetime, dt.date]) -> set[dt.date]:
     """Return the days of runs of activity far from the rest of the person's."""
-    return isolated_days(collections.Counter(day_of[row[2]] for row in rows))
-
-
-def isolated_days(rows_per_day: Mapping[dt.date, int]) -> set[dt.date]:
-    """Return the days of runs of activity far from the rest.
-
-    The days split into runs where they are more than ISOLATION_GAP apart. A
-    run with less than ISOLATION_SHARE of the rows is isolated, unless it is
-    the only run.
-    """
+    rows_per_day = collections.Counter(day_of[row[2]] for row in rows)
     days = sorted(rows_per_day)
     runs = [[days[0]]] if days else []
     for previous, day in zip(days, days[1:], strict=False):
@@ -437,10 +428,9 @@ def isolated_days(rows_per_day: Mapping[dt.date, int]) -> set[dt.date]:
             runs[-1].append(day)
     if len(runs) < 2:
         return set()
-    total = sum(rows_per_day.values())
     isolated = set()
     for run in runs:
-        if sum(rows_per_day[day] for day in run) < ISOLATION_SHARE * total:
+        if sum(rows_per_day[day] for day in run) < ISOLATION_SHARE * len(rows):
             isolated.update(run)
     return isolated
 
