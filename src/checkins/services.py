@@ -58,6 +58,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@_cyclic_gc_paused()
 def ingest(
     source: CheckinSource,
     repository: CheckinRepository,
@@ -82,31 +83,6 @@ def ingest(
     """
     if mode not in LOAD_MODES:
         raise ValueError(f"invalid load mode {mode!r}: expected append or snapshot")
-    with _cyclic_gc_paused():
-        return _ingest(
-            source,
-            repository,
-            aliases,
-            clock,
-            mode,
-            window,
-            progress,
-            write_progress,
-            skip_loaded,
-        )
-
-
-def _ingest(
-    source: CheckinSource,
-    repository: CheckinRepository,
-    aliases: ProjectAliases | None,
-    clock: Clock,
-    mode: str,
-    window: tuple[dt.datetime, dt.datetime] | None,
-    progress: Callable[[int], None] | None,
-    write_progress: Callable[[int], None] | None,
-    skip_loaded: bool,
-) -> LoadReport:
     report = LoadReport(source=source.name, sha256=source.sha256(), mode=mode)
     rows = _checked_rows(source)
     logger.info("loading %s (sha256 %s, %s)", source.name, report.sha256, mode)
@@ -182,9 +158,10 @@ class _StampSpan:
         days = self.days
         for record in records:
             at = record[2]
-            day = days.get(at.date())
+            date = at.date()
+            day = days.get(date)
             if day is None:
-                days[at.date()] = [1, at, at]
+                days[date] = [1, at, at]
                 continue
             day[0] += 1
             if at < day[1]:
@@ -207,6 +184,7 @@ class _StampSpan:
         return main[0][1], main[-1][2]
 
 
+@_cyclic_gc_paused()
 def clean_source(
     source: CheckinSource,
     write_checkin: Callable[[CheckIn], None],
@@ -222,20 +200,6 @@ def clean_source(
     ones, which need a database. `progress` and `write_progress` are called
     as by `ingest`.
     """
-    with _cyclic_gc_paused():
-        return _clean_source(
-            source, write_checkin, write_rejected, aliases, progress, write_progress
-        )
-
-
-def _clean_source(
-    source: CheckinSource,
-    write_checkin: Callable[[CheckIn], None],
-    write_rejected: Callable[[Quarantined], None],
-    aliases: ProjectAliases | None,
-    progress: Callable[[int], None] | None,
-    write_progress: Callable[[int], None] | None,
-) -> LoadReport:
     report = LoadReport(source=source.name, sha256=source.sha256())
     rows = _checked_rows(source)
     cleaning = Cleaning(aliases, progress)
