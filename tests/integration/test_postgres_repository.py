@@ -96,7 +96,7 @@ def test_second_load_adds_no_rows(repository, export, database_url):
     assert 2 == count(database_url, "loads")
 
 
-def test_load_asked_to_skip_loaded_files_skips_one(repository, export, database_url):
+def test_skip_loaded_raises_for_loaded_file(repository, export, database_url):
     """A run that read the loaded files before another run loaded this one."""
     loaded_before = repository.loaded_sha256s()
     services.ingest(CsvFileSource(export), repository)

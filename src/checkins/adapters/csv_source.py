@@ -272,7 +272,8 @@ class CsvFileSource(CheckinSource):
         """
         user_at, timestamp_at, hours_at, project_at = columns
         check_misread = self.encoding is not None
-        # RawRow's own constructor is a Python function; this one is not.
+        # tuple.__new__ builds the row in C, and RawRow's own constructor is
+        # a Python function.
         new_row = tuple.__new__
         reader = csv.reader(block, strict=True, skipinitialspace=True)
         for line, (text, record) in enumerate(

@@ -227,7 +227,7 @@ class _BackgroundWriter(LibpqWriter):
 
 
 def _array_text(values: tuple[str, ...]) -> str:
-    """Write fixes or flags as a COPY text array; their names need no quoting."""
+    """Write fixes or flags as a COPY text array. Their names need no quoting."""
     return "{" + ",".join(values) + "}"
 
 
@@ -527,7 +527,7 @@ class _PostgresLoadWriter(LoadWriter):
         if project_totals is None:
             return
         # PostgreSQL's sum of numeric values is exact, so these sums must be
-        # too: the context raises decimal.Inexact rather than round.
+        # too. The context raises decimal.Inexact rather than round.
         with decimal.localcontext(_EXACT_SUMS):
             for record in records:
                 key = (record[1], record[4])
