@@ -356,3 +356,18 @@ def test_unchanged_file_reads_after_hashing(tmp_path):
     source.sha256()
 
     assert [row.user for row in source.rows()] == ["ned"]
+
+
+def test_blank_lines_are_counted_once_per_reading(tmp_path):
+    path = write(
+        tmp_path,
+        "user,timestamp,hours,project\n\nned,2018-11-26 10:00:00 UTC,2,hiring\n",
+    )
+    source = CsvFileSource(path)
+    # The header check reads up to the first row, blank line included.
+    next(source.rows())
+
+    rows = list(source.rows())
+
+    assert [row.user for row in rows] == ["ned"]
+    assert 1 == source.blank_lines

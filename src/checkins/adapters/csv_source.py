@@ -93,6 +93,9 @@ class CsvFileSource(CheckinSource):
 
     def rows(self) -> Iterator[RawRow]:
         encoding = self._choose_encoding()
+        # The header check reads the first rows too, so each reading counts
+        # blank lines afresh.
+        self.blank_lines = 0
         with (
             self._open_binary() as binary,
             io.TextIOWrapper(binary, encoding=encoding, newline="") as text,
