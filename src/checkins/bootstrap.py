@@ -1,6 +1,7 @@
 """The one place that reads configuration and wires adapters together."""
 
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,14 +52,18 @@ class Settings:
         """Build settings from `environ`, by default the process environment."""
         environ = os.environ if environ is None else environ
         return cls(
-            database_url=_database_url(environ.get("CHECKINS_DATABASE_URL")),
+            database_url=_database_url(
+                _non_blank(environ, "CHECKINS_DATABASE_URL", "use the embedded server")
+            ),
             data_dir=Path(environ.get("CHECKINS_DATA_DIR") or DEFAULT_DATA_DIR),
             log_level=_log_level(environ.get("CHECKINS_LOG_LEVEL") or "INFO"),
             time_zone=environ.get("CHECKINS_TIMEZONE") or "UTC",
             api_tokens_file=_optional_path(
-                _token_setting(environ, "CHECKINS_API_TOKENS_FILE")
+                _non_blank(environ, "CHECKINS_API_TOKENS_FILE", _NO_AUTHENTICATION)
             ),
-            api_token_hashes=_token_setting(environ, "CHECKINS_API_TOKEN_HASHES"),
+            api_token_hashes=_non_blank(
+                environ, "CHECKINS_API_TOKEN_HASHES", _NO_AUTHENTICATION
+            ),
             etags=_flag(environ, "CHECKINS_ETAGS", default=True),
             pool_size=_number(environ, "CHECKINS_POOL_SIZE", int, 4),
             pool_timeout=_number(environ, "CHECKINS_POOL_TIMEOUT", float, 2.0),
@@ -85,17 +90,20 @@ def _database_url(text: str | None) -> str | None:
     return text
 
 
-def _token_setting(environ: Mapping[str, str], name: str) -> str | None:
-    """Return a token setting, or None when it is unset.
+_NO_AUTHENTICATION = "serve without authentication"
+
+
+def _non_blank(environ: Mapping[str, str], name: str, when_unset: str) -> str | None:
+    """Return the setting `name`, or None when it is unset.
 
     A setting that is present but blank raises, because a deployment that
-    meant to set it would otherwise serve without authentication.
+    meant to set it would otherwise fall back silently to `when_unset`, such
+    as serving without authentication.
     """
     text = environ.get(name)
     if text is not None and not text.strip():
         raise SettingsError(
-            f"{name} is set but empty; give it a value, or unset it to serve "
-            "without authentication"
+            f"{name} is set but empty; give it a value, or unset it to {when_unset}"
         )
     return text
 
@@ -125,7 +133,8 @@ def _number(
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or value <= 0:
+    # float() also reads "nan" and "inf", which no setting can use.
+    if value is None or not math.isfinite(value) or value <= 0:
         expected = "integer" if kind is int else "number"
         raise SettingsError(f"invalid {name}={text!r}: expected a positive {expected}")
     return value

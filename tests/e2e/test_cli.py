@@ -202,3 +202,26 @@ def test_clean_output_can_be_cleaned_again(run_cli, database_url, tmp_path):
         "0.0000000000001",
         "7.50",
     ]
+
+
+def test_clean_on_a_full_disk_is_one_line(run_cli, database_url, tmp_path):
+    source = tmp_path / "tiny.csv"
+    source.write_text(GOOD, encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+
+    status, _, error = run_cli(
+        database_url,
+        "clean",
+        str(source),
+        "--output",
+        "/dev/full",
+        "--rejects",
+        str(rejects),
+    )
+
+    assert 1 == status
+    assert error == (
+        f"checkins: error: cannot write /dev/full or {rejects}: No space left on "
+        "device; free space on their disk or choose other --output and --rejects "
+        "paths\n"
+    )

@@ -232,6 +232,26 @@ def test_blank_token_setting_is_rejected(name, value):
     )
 
 
+def test_blank_database_url_is_rejected():
+    with pytest.raises(bootstrap.SettingsError) as raised:
+        bootstrap.Settings.from_env({"CHECKINS_DATABASE_URL": ""})
+
+    assert str(raised.value) == (
+        "CHECKINS_DATABASE_URL is set but empty; give it a value, or unset it to "
+        "use the embedded server"
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_non_finite_pool_timeout_is_rejected(value):
+    with pytest.raises(bootstrap.SettingsError) as raised:
+        bootstrap.Settings.from_env({"CHECKINS_POOL_TIMEOUT": value})
+
+    assert str(raised.value) == (
+        f"invalid CHECKINS_POOL_TIMEOUT={value!r}: expected a positive number"
+    )
+
+
 def test_request_id_is_kept_when_valid(queries):
     client = testing.TestClient(create_app(queries))
 

@@ -265,20 +265,29 @@ def _clean(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     services.check_source(source)
     # Rows are written as they come, person by person, so that memory stays
     # flat; the `line` column gives the file order.
-    with (
-        _open_output(arguments.output) as clean_file,
-        _open_output(arguments.rejects) as rejects_file,
-        Progress(f"cleaning {source.name}") as progress,
-    ):
-        write_checkin = _checkin_writer(clean_file)
-        write_rejected = _rejects_writer(rejects_file)
-        report = services.clean_source(
-            source,
-            write_checkin,
-            write_rejected,
-            progress=progress.update,
-            write_progress=progress.written,
-        )
+    try:
+        with (
+            _open_output(arguments.output) as clean_file,
+            _open_output(arguments.rejects) as rejects_file,
+            Progress(f"cleaning {source.name}") as progress,
+        ):
+            write_checkin = _checkin_writer(clean_file)
+            write_rejected = _rejects_writer(rejects_file)
+            report = services.clean_source(
+                source,
+                write_checkin,
+                write_rejected,
+                progress=progress.update,
+                write_progress=progress.written,
+            )
+    except OSError as error:
+        # Buffered writes can fail at any row or at close, without naming the
+        # file, so the message names both outputs.
+        raise CommandError(
+            f"cannot write {arguments.output} or {arguments.rejects}: "
+            f"{error.strerror or error}; free space on their disk or choose "
+            "other --output and --rejects paths"
+        ) from None
     _print_report(report, arguments.json)
     return 0
 
