@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 from decimal import Decimal
 
 import psycopg
@@ -9,7 +10,7 @@ from checkins.adapters.csv_source import CsvFileSource
 from checkins.adapters.postgres import PostgresCheckinRepository, migrations
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.domain.cleaning import Cleaning
-from checkins.domain.queries import CheckinQuery, UnknownUserError
+from checkins.domain.queries import CheckinQuery, Position, UnknownUserError
 from checkins.ports import AlreadyLoadedError
 
 
@@ -157,6 +158,28 @@ def test_user_checkins_recovered_and_aliased(repository, queries, export):
         (utc(2018, 11, 27, 9), Decimal("2.0"), "bizdev", ()),
     ] == [(c.checkin_at, c.hours, c.project, c.flags) for c in page.checkins]
     assert page.next_position is None
+
+
+def test_rendered_page_writes_utc_stamps(repository, queries, export):
+    """The JSON page writes stamps in UTC with a Z, and positions are aware."""
+    services.ingest(CsvFileSource(export), repository)
+
+    page = queries.render_user_checkins(CheckinQuery("ned", limit=3))
+
+    documents = json.loads(page.checkins_json)
+    assert [
+        ("2018-11-26T14:47:36.042900Z", 8.0, "bizdev", []),
+        ("2018-11-26T14:47:36.042900Z", 1.5, "hiring", []),
+        ("2018-11-26T14:47:36.042900Z", 1.5, "hiring", ["repeated_entry"]),
+    ] == [(d["checkin_at"], d["hours"], d["project"], d["flags"]) for d in documents]
+    assert Position(utc(2018, 11, 26, 14, 47, 36, 42900), documents[2]["id"]) == (
+        page.next_position
+    )
+    last = queries.render_user_checkins(CheckinQuery("ned", after=page.next_position))
+    assert ["2018-11-27T09:00:00Z"] == [
+        d["checkin_at"] for d in json.loads(last.checkins_json)
+    ]
+    assert last.next_position is None
 
 
 def test_user_checkins_pages_without_gaps(repository, queries, export):

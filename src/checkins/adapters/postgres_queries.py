@@ -41,9 +41,10 @@ READER_ROLE = "checkins_reader"
 
 # A page reads one row more than its limit, to tell whether another page
 # follows. Only an empty page needs the check that the user exists, because a
-# row of the user is proof enough.
+# row of the user is proof enough. Stamps come as UTC wall-clock time, because
+# psycopg loads and orjson writes those faster than aware datetimes.
 _PAGE_SQL = """
-SELECT id, checkin_at, hours::text, project, flags
+SELECT id, checkin_at AT TIME ZONE 'UTC', hours::text, project, flags
 FROM checkins
 WHERE user_name = %(user)s AND retired_by IS NULL{filters}
 ORDER BY checkin_at, id
@@ -171,7 +172,14 @@ class PostgresCheckinQueries(CheckinQueries):
     def user_checkins(self, query: CheckinQuery) -> CheckinPage:
         rows = self._page_rows(query)
         checkins = [
-            StoredCheckin(row_id, query.user, at, Decimal(hours), project, tuple(flags))
+            StoredCheckin(
+                row_id,
+                query.user,
+                at.replace(tzinfo=dt.UTC),
+                Decimal(hours),
+                project,
+                tuple(flags),
+            )
             for row_id, at, hours, project, flags in rows[: query.limit]
         ]
         return CheckinPage(checkins, _next_position(rows, query.limit))
@@ -192,7 +200,9 @@ class PostgresCheckinQueries(CheckinQueries):
             for row_id, at, hours, project, flags in rows[: query.limit]
         ]
         return RenderedPage(
-            checkins_json=orjson.dumps(documents, option=orjson.OPT_UTC_Z),
+            checkins_json=orjson.dumps(
+                documents, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+            ),
             next_position=_next_position(rows, query.limit),
         )
 
@@ -415,7 +425,7 @@ def _next_position(rows: list[tuple[Any, ...]], limit: int) -> Position | None:
     if len(rows) <= limit:
         return None
     row_id, at = rows[limit - 1][:2]
-    return Position(at, row_id)
+    return Position(at.replace(tzinfo=dt.UTC), row_id)
 
 
 def _midnight(day: dt.date) -> dt.datetime:
