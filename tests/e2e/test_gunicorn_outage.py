@@ -1,4 +1,5 @@
-"""The API under real gunicorn while its own PostgreSQL server stops and restarts."""
+"""The API under real gunicorn: its listening sockets, and its PostgreSQL server
+stopping and restarting."""
 
 import contextlib
 import http.client
@@ -55,6 +56,15 @@ def poll(port, path, status, seconds):
                 return time.monotonic() - started
         time.sleep(0.1)
     raise AssertionError(f"GET {path} did not return {status} within {seconds} s")
+
+
+def listening_sockets(port):
+    """Count the IPv4 sockets in the LISTEN state on `port`."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        count += int(local.split(":")[1], 16) == port and state == "0A"
+    return count
 
 
 def worker_pids(master):
@@ -148,3 +158,26 @@ def test_database_restart_needs_no_app_restart(server, gunicorn):
     assert process.poll() is None
     assert worker_pids(process.pid) == workers
     assert len(workers) == 2
+
+
+def test_workers_share_connections(gunicorn):
+    """Each worker listens on its own socket, so connections reach both."""
+    _, port = gunicorn
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)
+    ]
+    prefixes = set()
+    try:
+        for connection in connections:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            # Request ids start with a random prefix per worker process.
+            prefixes.add(response.getheader("X-Request-ID")[:16])
+    finally:
+        for connection in connections:
+            connection.close()
+
+    assert listening_sockets(port) == 2
+    # All 16 land on one worker with a probability of 2 in 65,536.
+    assert len(prefixes) == 2

@@ -55,6 +55,11 @@ worker_class = "gthread"
 workers = _count_setting("CHECKINS_WORKERS", default_workers(), MAX_WORKERS)
 threads = _count_setting("CHECKINS_THREADS", 1, MAX_THREADS)
 bind = ["127.0.0.1:8000"]
+# Each worker listens on its own socket, and the kernel spreads new
+# connections over them. On one shared socket, the first worker to wake
+# accepted most of them: in one of six benchmark runs, all 16 keep-alive
+# connections went to one single-threaded worker, which halved throughput.
+reuse_port = True
 
 # A worker that does not report for this many seconds is killed and replaced.
 timeout = 30
@@ -92,6 +97,7 @@ def options() -> dict[str, object]:
         "workers",
         "threads",
         "bind",
+        "reuse_port",
         "timeout",
         "graceful_timeout",
         "keepalive",
