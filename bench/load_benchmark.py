@@ -9,10 +9,16 @@ bench/.data/), then times, each in a database created for the run:
   the resource usage of that one child;
 - a plain `COPY ... FROM STDIN WITH (FORMAT csv, HEADER)` of the same bytes
   into a logged table of four text columns with no index, streamed by psycopg
-  from this process and committed.
+  from this process and committed;
+- the server's share of the load: the rows that `checkins load` stored, dumped
+  in binary form, copied into a new database's empty `checkins` table the way
+  a first load writes them (secondary indexes dropped, then rebuilt, then
+  ANALYZE) and committed. No cleaning runs and the server parses no text, so
+  this estimates the least time a loader needs to store these rows in this
+  schema.
 
-Both run on the same server, one after the other, after a CHECKPOINT so that
-neither pays for the other's dirty pages. The server is
+All run on the same server, one after the other, after a CHECKPOINT so that
+none pays for another's dirty pages. The server is
 CHECKINS_BENCH_DATABASE_URL, whose databases the benchmark may create and drop,
 or else an embedded server in a temporary folder.
 
@@ -41,6 +47,8 @@ from generate import write_checkins
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from checkins.adapters.postgres import PostgresCheckinRepository
+
 
 logger = logging.getLogger("load_benchmark")
 
@@ -52,6 +60,11 @@ URL_VARIABLE = "CHECKINS_BENCH_DATABASE_URL"
 COPY_CHUNK_BYTES = 1 << 20
 REFERENCE_SIZE = 1_000_000
 STDERR_TAIL_LINES = 20
+# The columns that a load writes, in the order of the binary dump.
+STORED_COLUMNS = (
+    "user_name, checkin_at, hours, project, occurrence, flags, fixes,"
+    " stamp_format, minute_precision, source_line, load_id, written_at"
+)
 
 
 class BenchmarkError(Exception):
@@ -76,6 +89,7 @@ class SizeResult:
     load_seconds: float
     load_cpu_seconds: float
     copy_seconds: float
+    stored_rows_seconds: float
     max_rss_bytes: int
     quarantined: int
 
@@ -373,21 +387,28 @@ def _commit() -> tuple[str, bool]:
 def _measure_size(
     path: Path, rows: int, repeat: int, cli: Path, databases: _Databases
 ) -> SizeResult:
-    """Time both loaders on `path` `repeat` times, each in a new database."""
+    """Time the load, the stored rows' COPY and the plain COPY `repeat` times."""
     loads: list[LoadRun] = []
     copies: list[float] = []
+    stored_copies: list[float] = []
     for run in range(1, repeat + 1):
         logger.info("%d rows, run %d of %d: checkins load", rows, run, repeat)
         name, url = databases.create("load")
         databases.checkpoint()
         loads.append(_time_checkins_load(cli, path, url, rows))
-        databases.drop(name)
         logger.info(
-            "%d rows, run %d of %d: checkins load took %.2f s; now COPY",
+            "%d rows, run %d of %d: checkins load took %.2f s; now the stored rows",
             rows,
             run,
             repeat,
             loads[-1].seconds,
+        )
+        stored_copies.append(_time_stored_rows(name, url, databases))
+        logger.info(
+            "%d rows, run %d: COPY of the stored rows took %.2f s; now COPY",
+            rows,
+            run,
+            stored_copies[-1],
         )
         name, url = databases.create("copy")
         databases.checkpoint()
@@ -400,6 +421,7 @@ def _measure_size(
         load_seconds=best.seconds,
         load_cpu_seconds=best.cpu_seconds,
         copy_seconds=min(copies),
+        stored_rows_seconds=min(stored_copies),
         # Peak memory is the max over the runs, not that of the fastest run.
         max_rss_bytes=max(load.max_rss_bytes for load in loads),
         quarantined=best.report["rows_quarantined"],
@@ -488,6 +510,65 @@ def _time_copy(path: Path, url: str, rows: int) -> float:
     return seconds
 
 
+def _time_stored_rows(
+    load_database: str, load_url: str, databases: _Databases
+) -> float:
+    """Dump the rows of the load's database, drop it, then time their COPY."""
+    with tempfile.TemporaryFile() as stored:
+        with psycopg.connect(load_url) as connection:
+            _dump_stored_rows(connection, stored)
+        databases.drop(load_database)
+        name, url = databases.create("stored")
+        PostgresCheckinRepository(url).migrate()
+        databases.checkpoint()
+        seconds = _time_stored_rows_copy(stored, url)
+    databases.drop(name)
+    return seconds
+
+
+def _dump_stored_rows(connection: psycopg.Connection, file) -> None:
+    """Write the stored check-ins to `file` as binary COPY data, in id order."""
+    with connection.cursor().copy(
+        f"COPY (SELECT {STORED_COLUMNS} FROM checkins ORDER BY id)"
+        " TO STDOUT (FORMAT binary)"
+    ) as copy:
+        for chunk in copy:
+            file.write(chunk)
+    file.seek(0)
+
+
+def _time_stored_rows_copy(file, url: str) -> float:
+    """COPY the dumped rows into the empty `checkins` table as a first load does."""
+    started = time.perf_counter()
+    with psycopg.connect(url) as connection, connection.cursor() as cursor:
+        indexes = cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE tablename = 'checkins' AND indexname <> 'checkins_pkey'"
+        ).fetchall()
+        for index, _ in indexes:
+            cursor.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
+        # A first load writes the per-project totals once, from its own sums,
+        # instead of through this trigger.
+        cursor.execute(
+            "ALTER TABLE checkins"
+            " DISABLE TRIGGER checkins_insert_refreshes_user_project_totals"
+        )
+        with cursor.copy(
+            f"COPY checkins ({STORED_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ) as copy:
+            while chunk := file.read(COPY_CHUNK_BYTES):
+                copy.write(chunk)
+        for _, definition in indexes:
+            cursor.execute(definition)
+        cursor.execute(
+            "ALTER TABLE checkins"
+            " ENABLE TRIGGER checkins_insert_refreshes_user_project_totals"
+        )
+        cursor.execute("ANALYZE checkins")
+        connection.commit()
+    return time.perf_counter() - started
+
+
 def _format_table(results: list[SizeResult], repeat: int) -> str:
     best = "best of " + str(repeat) if repeat > 1 else "1 run"
     lines = [
@@ -495,8 +576,9 @@ def _format_table(results: list[SizeResult], repeat: int) -> str:
         "`checkins load` process.",
         "",
         "| rows | checkins load s | load rows/s | COPY s | COPY rows/s "
-        "| load / COPY time | load CPU s | load peak RSS MiB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| load / COPY time | stored rows s | stored rows / COPY time "
+        "| load CPU s | load peak RSS MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         lines.append(
@@ -506,6 +588,8 @@ def _format_table(results: list[SizeResult], repeat: int) -> str:
             f"| {result.copy_seconds:.2f} "
             f"| {result.rows / result.copy_seconds:,.0f} "
             f"| {result.load_seconds / result.copy_seconds:.1f} "
+            f"| {result.stored_rows_seconds:.2f} "
+            f"| {result.stored_rows_seconds / result.copy_seconds:.1f} "
             f"| {result.load_cpu_seconds:.2f} "
             f"| {result.max_rss_bytes / 2**20:,.0f} |"
         )
