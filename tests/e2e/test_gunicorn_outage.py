@@ -1,5 +1,5 @@
-"""The API under real gunicorn: its listening sockets, and its PostgreSQL server
-stopping and restarting."""
+"""The API under real gunicorn: its port, and its own PostgreSQL server stopping
+and restarting."""
 
 import contextlib
 import http.client
@@ -58,13 +58,19 @@ def poll(port, path, status, seconds):
     raise AssertionError(f"GET {path} did not return {status} within {seconds} s")
 
 
-def listening_sockets(port):
-    """Count the IPv4 sockets in the LISTEN state on `port`."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        count += int(local.split(":")[1], 16) == port and state == "0A"
-    return count
+def gunicorn_command(port, *options):
+    """Return the command that runs the app under gunicorn on 127.0.0.1:`port`."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:checkins.entrypoints.gunicorn_config",
+        "--bind",
+        f"127.0.0.1:{port}",
+        *options,
+        "checkins.entrypoints.wsgi:get_app()",
+    ]
 
 
 def worker_pids(master):
@@ -96,18 +102,7 @@ def fixture_gunicorn(server, tmp_path):
     }
     log = (tmp_path / "gunicorn.log").open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:checkins.entrypoints.gunicorn_config",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "checkins.entrypoints.wsgi:get_app()",
-        ],
+        gunicorn_command(port, "--workers", "2"),
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -160,24 +155,18 @@ def test_database_restart_needs_no_app_restart(server, gunicorn):
     assert len(workers) == 2
 
 
-def test_workers_share_connections(gunicorn):
-    """Each worker listens on its own socket, so connections reach both."""
+def test_second_server_on_port_fails(gunicorn):
+    """A second gunicorn on a port in use exits with an error, sharing nothing."""
     _, port = gunicorn
-    connections = [
-        http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)
-    ]
-    prefixes = set()
-    try:
-        for connection in connections:
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            response.read()
-            # Request ids start with a random prefix per worker process.
-            prefixes.add(response.getheader("X-Request-ID")[:16])
-    finally:
-        for connection in connections:
-            connection.close()
+    second = subprocess.run(
+        gunicorn_command(port),
+        env=os.environ | {"CHECKINS_DATABASE_URL": "postgresql://127.0.0.1:1/none"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_SECONDS,
+    )
 
-    assert listening_sockets(port) == 2
-    # All 16 land on one worker with a probability of 2 in 65,536.
-    assert len(prefixes) == 2
+    assert second.returncode == 1
+    assert f"Connection in use: ('127.0.0.1', {port})" in second.stderr
+    assert get(port, "/health")[0] == 200

@@ -54,12 +54,11 @@ def _count_setting(name: str, default: int, maximum: int) -> int:
 worker_class = "gthread"
 workers = _count_setting("CHECKINS_WORKERS", default_workers(), MAX_WORKERS)
 threads = _count_setting("CHECKINS_THREADS", 1, MAX_THREADS)
+# NOTE: all workers accept from one listening socket, and the first to wake
+# takes most new connections, so a few keep-alive clients can all land on one
+# single-threaded worker. reuse_port would spread them, but it lets a second
+# server bind the same port and silently take half of its connections.
 bind = ["127.0.0.1:8000"]
-# Each worker listens on its own socket, and the kernel spreads new
-# connections over them. On one shared socket, the first worker to wake
-# accepted most of them: in one of six benchmark runs, all 16 keep-alive
-# connections went to one single-threaded worker, which halved throughput.
-reuse_port = True
 
 # A worker that does not report for this many seconds is killed and replaced.
 timeout = 30
@@ -97,7 +96,6 @@ def options() -> dict[str, object]:
         "workers",
         "threads",
         "bind",
-        "reuse_port",
         "timeout",
         "graceful_timeout",
         "keepalive",
