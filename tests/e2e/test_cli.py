@@ -156,6 +156,17 @@ def test_serve_on_a_used_port_is_one_line(run_cli, database_url):
     )
 
 
+def test_serve_on_an_unknown_host_is_one_line(run_cli, database_url):
+    status, _, error = run_cli(database_url, "serve", "--host", "nosuch.invalid")
+
+    assert 1 == status
+    assert error.startswith("checkins: error: cannot resolve --host 'nosuch.invalid': ")
+    assert error.endswith(
+        "; give an IP address such as 127.0.0.1, or a name this machine resolves\n"
+    )
+    assert 1 == len(error.splitlines())
+
+
 def test_clean_output_can_be_cleaned_again(run_cli, database_url, tmp_path):
     source = tmp_path / "tiny.csv"
     source.write_text(

@@ -163,6 +163,13 @@ def _check_address(host: str, port: int) -> None:
     message, so the address is tried first.
     """
     try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise CommandError(
+            f"cannot resolve --host {host!r}: {error.strerror or error}; give an "
+            "IP address such as 127.0.0.1, or a name this machine resolves"
+        ) from None
+    try:
         socket.create_server((host, port)).close()
     except OSError as error:
         raise CommandError(
