@@ -1,6 +1,9 @@
 import base64
 import datetime as dt
+import json
+import re
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -264,3 +267,20 @@ def test_cursor_rejects_unknown_version():
 def test_cursor_rejects_stamp_out_of_range(microseconds):
     with pytest.raises(ParameterError):
         decode_cursor(_cursor_from_parts(1, microseconds, 1))
+
+
+def test_documented_page_cursor_decodes():
+    """The example page in docs/api.md carries the cursor of its last row."""
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    example = json.loads(re.search(r"```json\n(\{.*?\})\n```", text, re.S)[1])
+    (last,) = example["checkins"]
+
+    position = decode_cursor(example["next_cursor"])
+
+    assert position == Position(
+        dt.datetime(2018, 11, 12, 16, 30, 52, 28400, tzinfo=dt.UTC), 45
+    )
+    assert position.id == last["id"]
+    assert (
+        position.checkin_at.isoformat().replace("+00:00", "Z") == (last["checkin_at"])
+    )
