@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from generate import write_checkins
@@ -403,7 +404,14 @@ def _measure_size(
             repeat,
             loads[-1].seconds,
         )
-        stored_copies.append(_time_stored_rows(name, url, databases))
+        with tempfile.TemporaryFile() as stored:
+            _dump_stored_rows(url, stored)
+            databases.drop(name)
+            name, url = databases.create("stored")
+            PostgresCheckinRepository(url).migrate()
+            databases.checkpoint()
+            stored_copies.append(_time_stored_rows_copy(stored, url))
+        databases.drop(name)
         logger.info(
             "%d rows, run %d: COPY of the stored rows took %.2f s; now COPY",
             rows,
@@ -510,34 +518,21 @@ def _time_copy(path: Path, url: str, rows: int) -> float:
     return seconds
 
 
-def _time_stored_rows(
-    load_database: str, load_url: str, databases: _Databases
-) -> float:
-    """Dump the rows of the load's database, drop it, then time their COPY."""
-    with tempfile.TemporaryFile() as stored:
-        with psycopg.connect(load_url) as connection:
-            _dump_stored_rows(connection, stored)
-        databases.drop(load_database)
-        name, url = databases.create("stored")
-        PostgresCheckinRepository(url).migrate()
-        databases.checkpoint()
-        seconds = _time_stored_rows_copy(stored, url)
-    databases.drop(name)
-    return seconds
-
-
-def _dump_stored_rows(connection: psycopg.Connection, file) -> None:
-    """Write the stored check-ins to `file` as binary COPY data, in id order."""
-    with connection.cursor().copy(
-        f"COPY (SELECT {STORED_COLUMNS} FROM checkins ORDER BY id)"
-        " TO STDOUT (FORMAT binary)"
-    ) as copy:
+def _dump_stored_rows(url: str, file: BinaryIO) -> None:
+    """Write the check-ins stored at `url` to `file` as binary COPY data."""
+    with (
+        psycopg.connect(url) as connection,
+        connection.cursor().copy(
+            f"COPY (SELECT {STORED_COLUMNS} FROM checkins ORDER BY id)"
+            " TO STDOUT (FORMAT binary)"
+        ) as copy,
+    ):
         for chunk in copy:
             file.write(chunk)
     file.seek(0)
 
 
-def _time_stored_rows_copy(file, url: str) -> float:
+def _time_stored_rows_copy(file: BinaryIO, url: str) -> float:
     """COPY the dumped rows into the empty `checkins` table as a first load does."""
     started = time.perf_counter()
     with psycopg.connect(url) as connection, connection.cursor() as cursor:
