@@ -167,6 +167,20 @@ def test_serve_on_an_unknown_host_is_one_line(run_cli, database_url):
     assert 1 == len(error.splitlines())
 
 
+def run_clean(run_cli, database_url, source, output, rejects, *options):
+    """Run `checkins clean` from `source` into `output` and `rejects`."""
+    return run_cli(
+        database_url,
+        "clean",
+        str(source),
+        "--output",
+        str(output),
+        "--rejects",
+        str(rejects),
+        *options,
+    )
+
+
 def test_clean_output_can_be_cleaned_again(run_cli, database_url, tmp_path):
     source = tmp_path / "tiny.csv"
     source.write_text(
@@ -179,24 +193,9 @@ def test_clean_output_can_be_cleaned_again(run_cli, database_url, tmp_path):
 
     rejects = tmp_path / "rejects.csv"
 
-    status, _, error = run_cli(
-        database_url,
-        "clean",
-        str(source),
-        "--output",
-        str(first),
-        "--rejects",
-        str(rejects),
-    )
-    again, output, _ = run_cli(
-        database_url,
-        "clean",
-        str(first),
-        "--output",
-        str(second),
-        "--rejects",
-        str(rejects),
-        "--json",
+    status, _, error = run_clean(run_cli, database_url, source, first, rejects)
+    again, output, _ = run_clean(
+        run_cli, database_url, first, second, rejects, "--json"
     )
 
     assert 0 == status, error
@@ -220,15 +219,7 @@ def test_clean_on_a_full_disk_is_one_line(run_cli, database_url, tmp_path):
     source.write_text(GOOD, encoding="utf-8")
     rejects = tmp_path / "rejects.csv"
 
-    status, _, error = run_cli(
-        database_url,
-        "clean",
-        str(source),
-        "--output",
-        "/dev/full",
-        "--rejects",
-        str(rejects),
-    )
+    status, _, error = run_clean(run_cli, database_url, source, "/dev/full", rejects)
 
     assert 1 == status
     assert error == (

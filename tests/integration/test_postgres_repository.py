@@ -161,7 +161,7 @@ def test_user_checkins_recovered_and_aliased(repository, queries, export):
 
 
 def test_rendered_page_writes_utc_stamps(repository, queries, export):
-    """The JSON page writes stamps in UTC with a Z, and positions are aware."""
+    """The JSON page writes UTC stamps ending in Z, and positions keep the zone."""
     services.ingest(CsvFileSource(export), repository)
 
     page = queries.render_user_checkins(CheckinQuery("ned", limit=3))

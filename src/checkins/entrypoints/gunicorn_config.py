@@ -54,10 +54,9 @@ def _count_setting(name: str, default: int, maximum: int) -> int:
 worker_class = "gthread"
 workers = _count_setting("CHECKINS_WORKERS", default_workers(), MAX_WORKERS)
 threads = _count_setting("CHECKINS_THREADS", 1, MAX_THREADS)
-# NOTE: all workers accept from one listening socket, and the first to wake
-# takes most new connections, so a few keep-alive clients can all land on one
-# single-threaded worker. reuse_port would spread them, but it lets a second
-# server bind the same port and silently take half of its connections.
+# NOTE: the first worker to wake accepts most new connections, so a few
+# keep-alive clients can all land on one worker. reuse_port would spread them,
+# but it also lets a second server on this port take half of its connections.
 bind = ["127.0.0.1:8000"]
 
 # A worker that does not report for this many seconds is killed and replaced.
