@@ -428,7 +428,24 @@ def test_tampered_cursor_is_problem_400(client):
         400,
         "Bad Request",
         f"invalid query parameter cursor={tampered!r}: "
-        "expected the next_cursor of a previous page, unchanged",
+        "expected the next_cursor of a previous page, unchanged, with the same "
+        "user, from, to and project",
+    )
+
+
+def test_cursor_of_another_user_is_problem_400(client):
+    first = client.simulate_get("/users/alice/checkins", query_string="limit=1")
+    cursor = first.json["next_cursor"]
+
+    result = client.simulate_get("/users/bob/checkins", params={"cursor": cursor})
+
+    assert_problem(
+        result,
+        400,
+        "Bad Request",
+        f"invalid query parameter cursor={cursor!r}: "
+        "expected the next_cursor of a previous page, unchanged, with the same "
+        "user, from, to and project",
     )
 
 
@@ -442,7 +459,8 @@ def test_garbled_cursor_is_problem_400(client):
         400,
         "Bad Request",
         "invalid query parameter cursor='not-a-cursor': "
-        "expected the next_cursor of a previous page, unchanged",
+        "expected the next_cursor of a previous page, unchanged, with the same "
+        "user, from, to and project",
     )
 
 
@@ -678,7 +696,8 @@ def test_undecodable_user_is_problem_404(client, path, user):
         (
             "cursor=%C0%AE",
             "invalid query parameter cursor='\ufffd\ufffd': "
-            "expected the next_cursor of a previous page, unchanged",
+            "expected the next_cursor of a previous page, unchanged, with the "
+            "same user, from, to and project",
         ),
     ],
 )

@@ -28,6 +28,8 @@ from checkins.entrypoints.http_params import (
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 POSITION = Position(dt.datetime(2018, 11, 26, 14, 47, 36, 42900, tzinfo=dt.UTC), 7)
+# The query whose pages the cursors of these tests come from.
+QUERY = CheckinQuery(user="alice")
 
 
 def test_parse_date_reads_iso_day():
@@ -132,22 +134,53 @@ def test_checkin_query_uses_defaults():
 
 
 def test_checkin_query_reads_every_parameter():
-    params = {
-        "from": "2018-11-26",
-        "to": "2018-11-27",
-        "project": "Hiring",
-        "limit": "3",
-        "cursor": encode_cursor(POSITION),
-        "unknown": ["ignored", "twice"],
-    }
-
-    assert parse_checkin_query("alice", params) == CheckinQuery(
+    expected = CheckinQuery(
         user="alice",
         first_day=dt.date(2018, 11, 26),
         last_day=dt.date(2018, 11, 27),
         project="hiring",
         limit=3,
         after=POSITION,
+    )
+    params = {
+        "from": "2018-11-26",
+        "to": "2018-11-27",
+        "project": "Hiring",
+        "limit": "3",
+        "cursor": encode_cursor(POSITION, expected),
+        "unknown": ["ignored", "twice"],
+    }
+
+    assert parse_checkin_query("alice", params) == expected
+
+
+def test_checkin_query_takes_cursor_with_another_limit():
+    params = {"limit": "7", "cursor": encode_cursor(POSITION, QUERY)}
+
+    assert parse_checkin_query("Alice", params) == CheckinQuery(
+        user="alice", limit=7, after=POSITION
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "params"),
+    [
+        ("bob", {}),
+        ("alice", {"from": "2018-11-26"}),
+        ("alice", {"to": "2018-11-27"}),
+        ("alice", {"project": "hiring"}),
+    ],
+)
+def test_checkin_query_refuses_cursor_of_other_user_or_filters(user, params):
+    cursor = encode_cursor(POSITION, QUERY)
+
+    with pytest.raises(ParameterError) as raised:
+        parse_checkin_query(user, params | {"cursor": cursor})
+
+    assert raised.value.name == "cursor"
+    assert str(raised.value) == (
+        f"invalid query parameter cursor='{cursor}': expected the next_cursor of "
+        "a previous page, unchanged, with the same user, from, to and project"
     )
 
 
@@ -170,7 +203,7 @@ def test_checkin_query_rejects_from_after_to():
 
 
 def test_cursor_is_url_safe():
-    cursor = encode_cursor(POSITION)
+    cursor = encode_cursor(POSITION, QUERY)
 
     assert cursor.isascii()
     assert set(cursor) <= set(
@@ -179,14 +212,14 @@ def test_cursor_is_url_safe():
 
 
 def test_cursor_round_trips_position():
-    assert decode_cursor(encode_cursor(POSITION)) == POSITION
+    assert decode_cursor(encode_cursor(POSITION, QUERY), QUERY) == POSITION
 
 
 def test_cursor_converts_offsets_to_utc():
     plus_eight = dt.timezone(dt.timedelta(hours=8))
     position = Position(dt.datetime(2018, 11, 26, 22, 47, tzinfo=plus_eight), 3)
 
-    decoded = decode_cursor(encode_cursor(position))
+    decoded = decode_cursor(encode_cursor(position, QUERY), QUERY)
 
     assert decoded == Position(dt.datetime(2018, 11, 26, 14, 47, tzinfo=dt.UTC), 3)
     assert decoded.checkin_at.tzinfo == dt.UTC
@@ -194,7 +227,7 @@ def test_cursor_converts_offsets_to_utc():
 
 def test_cursor_rejects_naive_stamp():
     with pytest.raises(ValueError, match="has no time zone"):
-        encode_cursor(Position(dt.datetime(2018, 11, 26), 1))  # noqa: DTZ001
+        encode_cursor(Position(dt.datetime(2018, 11, 26), 1), QUERY)  # noqa: DTZ001
 
 
 @given(
@@ -209,17 +242,17 @@ def test_cursor_rejects_naive_stamp():
 def test_cursor_round_trips_any_position(stamp, row_id):
     position = Position(stamp, row_id)
 
-    assert decode_cursor(encode_cursor(position)) == position
+    assert decode_cursor(encode_cursor(position, QUERY), QUERY) == position
 
 
 def test_cursor_rejects_every_changed_character():
-    cursor = encode_cursor(POSITION)
+    cursor = encode_cursor(POSITION, QUERY)
 
     for index, character in enumerate(cursor):
         replacement = "A" if character != "A" else "B"
         changed = cursor[:index] + replacement + cursor[index + 1 :]
         with pytest.raises(ParameterError):
-            decode_cursor(changed)
+            decode_cursor(changed, QUERY)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +273,7 @@ def test_cursor_rejects_every_changed_character():
 )
 def test_cursor_rejects_garbled_text(text):
     with pytest.raises(ParameterError) as raised:
-        decode_cursor(text)
+        decode_cursor(text, QUERY)
 
     assert raised.value.name == "cursor"
     assert str(raised.value).startswith(f"invalid query parameter cursor={show(text)}")
@@ -248,25 +281,26 @@ def test_cursor_rejects_garbled_text(text):
 
 def _cursor_from_parts(version, microseconds, row_id):
     payload = struct.pack(">Bqq", version, microseconds, row_id)
-    token = base64.urlsafe_b64encode(payload + _checksum(payload))
+    token = base64.urlsafe_b64encode(payload + _checksum(payload, QUERY))
     return token.rstrip(b"=").decode("ascii")
 
 
 def test_cursor_accepts_checked_parts():
     microseconds = (POSITION.checkin_at - EPOCH) // dt.timedelta(microseconds=1)
 
-    assert _cursor_from_parts(1, microseconds, 7) == encode_cursor(POSITION)
+    assert _cursor_from_parts(2, microseconds, 7) == encode_cursor(POSITION, QUERY)
 
 
-def test_cursor_rejects_unknown_version():
+@pytest.mark.parametrize("version", [1, 3])
+def test_cursor_rejects_other_version(version):
     with pytest.raises(ParameterError):
-        decode_cursor(_cursor_from_parts(2, 0, 1))
+        decode_cursor(_cursor_from_parts(version, 0, 1), QUERY)
 
 
 @pytest.mark.parametrize("microseconds", [2**63 - 1, -(2**63)])
 def test_cursor_rejects_stamp_out_of_range(microseconds):
     with pytest.raises(ParameterError):
-        decode_cursor(_cursor_from_parts(1, microseconds, 1))
+        decode_cursor(_cursor_from_parts(2, microseconds, 1), QUERY)
 
 
 def test_documented_page_cursor_decodes():
@@ -275,7 +309,7 @@ def test_documented_page_cursor_decodes():
     example = json.loads(re.search(r"```json\n(\{.*?\})\n```", text, re.S)[1])
     (last,) = example["checkins"]
 
-    position = decode_cursor(example["next_cursor"])
+    position = decode_cursor(example["next_cursor"], CheckinQuery(user="ned"))
 
     assert position == Position(
         dt.datetime(2018, 11, 12, 16, 30, 52, 28400, tzinfo=dt.UTC), 45

@@ -357,7 +357,7 @@ class UserCheckins:
 
         page = services.render_user_checkins(self._queries, query)
         next_position = page.next_position
-        cursor = None if next_position is None else encode_cursor(next_position)
+        cursor = None if next_position is None else encode_cursor(next_position, query)
         # The rows arrive as JSON from the query layer; only the envelope is
         # written here.
         resp.content_type = falcon.MEDIA_JSON

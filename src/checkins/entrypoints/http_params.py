@@ -10,6 +10,8 @@ import struct
 import zoneinfo
 from collections.abc import Mapping
 
+import attrs
+
 from checkins.domain.projects import normalise_name
 from checkins.domain.queries import CheckinQuery, Grouping, Position, SummaryQuery
 from checkins.domain.timestamps import MAX_YEAR, MIN_YEAR
@@ -33,8 +35,9 @@ _GROUPINGS = ", ".join(grouping.value for grouping in Grouping)
 FORMATS = ("json", "csv")
 
 # A cursor is a version byte, the stamp in microseconds since the Unix epoch
-# and the row id, then a checksum of those, all in unpadded URL-safe base64.
-_CURSOR_VERSION = 1
+# and the row id, then a checksum of those and of the query's user and filters,
+# all in unpadded URL-safe base64.
+_CURSOR_VERSION = 2
 _CURSOR_PAYLOAD = struct.Struct(">Bqq")
 _CURSOR_CHECKSUM_SIZE = 4
 _CURSOR_CHECKSUM_PERSON = b"checkins-cursor"
@@ -69,7 +72,8 @@ def parse_checkin_query(user: str, params: QueryParams) -> CheckinQuery:
     """Build the query for one user's check-ins from the request's parameters.
 
     `user` and `project` are trimmed and lower-cased as stored names are.
-    Parameters other than from, to, project, limit and cursor are ignored.
+    Parameters other than from, to, project, limit and cursor are ignored. The
+    cursor must come from a page of the same user, from, to and project.
     Raises ParameterError naming the first invalid parameter.
     """
     first_day, last_day = _parse_days(params)
@@ -80,17 +84,17 @@ def parse_checkin_query(user: str, params: QueryParams) -> CheckinQuery:
     text = single_value(params, "limit")
     limit = DEFAULT_LIMIT if text is None else parse_limit(text)
 
-    text = single_value(params, "cursor")
-    after = None if text is None else decode_cursor(text)
-
-    return CheckinQuery(
+    query = CheckinQuery(
         user=normalise_name(user),
         first_day=first_day,
         last_day=last_day,
         project=project,
         limit=limit,
-        after=after,
     )
+    text = single_value(params, "cursor")
+    if text is None:
+        return query
+    return attrs.evolve(query, after=decode_cursor(text, query))
 
 
 def single_value(params: QueryParams, name: str) -> str | None:
@@ -174,34 +178,37 @@ def parse_project(text: str) -> str:
     return project
 
 
-def encode_cursor(position: Position) -> str:
-    """Encode `position` as an opaque URL-safe cursor."""
+def encode_cursor(position: Position, query: CheckinQuery) -> str:
+    """Encode `position` as an opaque URL-safe cursor for pages of `query`."""
     if position.checkin_at.tzinfo is None:
         raise ValueError(f"position stamp {position.checkin_at} has no time zone")
     microseconds = (position.checkin_at - _EPOCH) // _MICROSECOND
     payload = _CURSOR_PAYLOAD.pack(_CURSOR_VERSION, microseconds, position.id)
-    token = base64.urlsafe_b64encode(payload + _checksum(payload))
+    token = base64.urlsafe_b64encode(payload + _checksum(payload, query))
     return token.rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(text: str) -> Position:
-    """Decode a cursor made by `encode_cursor`.
+def decode_cursor(text: str, query: CheckinQuery) -> Position:
+    """Decode a cursor that `encode_cursor` made for a query like `query`.
 
-    The checksum catches cursors that were cut, garbled or edited by hand. It is
-    no signature: anyone who reads this code can forge a cursor, which only
-    points at another place in rows the client may read anyway.
+    The checksum covers the user, from, to and project, so a cursor taken to
+    another user or other filters is rejected instead of skipping rows there.
+    It also catches cursors that were cut, garbled or edited by hand. It is no
+    signature: anyone who reads this code can forge a cursor, which only points
+    at another place in rows the client may read anyway.
     """
-    position = _decode_position(text)
+    position = _decode_position(text, query)
     if position is None:
         raise ParameterError(
             "cursor",
             f"invalid query parameter cursor={show(text)}: expected the "
-            "next_cursor of a previous page, unchanged",
+            "next_cursor of a previous page, unchanged, with the same user, "
+            "from, to and project",
         )
     return position
 
 
-def _decode_position(text: str) -> Position | None:
+def _decode_position(text: str, query: CheckinQuery) -> Position | None:
     if len(text) != _CURSOR_LENGTH or not _BASE64URL.fullmatch(text):
         return None
     try:
@@ -209,7 +216,7 @@ def _decode_position(text: str) -> Position | None:
     except binascii.Error:
         return None
     payload = data[: _CURSOR_PAYLOAD.size]
-    if data[_CURSOR_PAYLOAD.size :] != _checksum(payload):
+    if data[_CURSOR_PAYLOAD.size :] != _checksum(payload, query):
         return None
     version, microseconds, row_id = _CURSOR_PAYLOAD.unpack(payload)
     if version != _CURSOR_VERSION:
@@ -221,10 +228,14 @@ def _decode_position(text: str) -> Position | None:
     return Position(stamp, row_id)
 
 
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.blake2b(
+def _checksum(payload: bytes, query: CheckinQuery) -> bytes:
+    # repr quotes each name, so no two different scopes give the same text.
+    scope = repr((query.user, query.first_day, query.last_day, query.project))
+    digest = hashlib.blake2b(
         payload, digest_size=_CURSOR_CHECKSUM_SIZE, person=_CURSOR_CHECKSUM_PERSON
-    ).digest()
+    )
+    digest.update(scope.encode("utf-8", "surrogatepass"))
+    return digest.digest()
 
 
 def parse_summary_query(

@@ -208,8 +208,8 @@ DOCUMENT: dict[str, Any] = {
                         "name": "cursor",
                         "in": "query",
                         "required": False,
-                        "description": "next_cursor of the previous JSON page; "
-                        "not with CSV.",
+                        "description": "next_cursor of the previous JSON page, "
+                        "with the same user, from, to and project; not with CSV.",
                         "schema": {"type": "string"},
                     },
                     {
