@@ -210,23 +210,51 @@ def test_wrong_single_byte_encoding_raises(name, encoding, message):
     assert f"{path}: {message}" == error_of(path, encoding)
 
 
-def test_wrong_cyrillic_encoding_quarantines_stamps():
-    """cp1251 read as koi8-r is not detected, but its Russian stamps fail."""
-    rows = read(FIXTURES / "cp1251.csv", "koi8-r")
+@pytest.mark.parametrize(
+    ("written", "given", "message"),
+    [
+        (
+            "cp1251",
+            "koi8-r",
+            "line 2: '26 МНЪАПЪ 2018 14:47' reads as '26 ноября 2018 14:47' in "
+            "cp1251, so the file is not koi8-r text; pass --encoding cp1251",
+        ),
+        (
+            "koi8-r",
+            "cp1251",
+            "line 2: '26 ОПСВТС 2018 14:47' reads as '26 ноября 2018 14:47' in "
+            "koi8-r, so the file is not cp1251 text; pass --encoding koi8-r",
+        ),
+        (
+            "cp866",
+            "koi8-u",
+            "line 2: '26 ґ╝О║ЮО 2018 14:47' reads as '26 ноября 2018 14:47' in "
+            "cp866, so the file is not koi8-u text; pass --encoding cp866",
+        ),
+    ],
+)
+def test_wrong_cyrillic_encoding_raises(tmp_path, written, given, message):
+    """Russian stamps read in another Cyrillic encoding fail with the right one."""
+    text = (FIXTURES / "cp1251.csv").read_bytes().decode("cp1251")
+    path = tmp_path / f"{written}.csv"
+    path.write_bytes(text.encode(written))
+
+    assert f"{path}: {message}" == error_of(path, given)
+
+
+@pytest.mark.parametrize("encoding", ["cp1251", "koi8-r", "cp866", "iso8859-5"])
+def test_right_cyrillic_encoding_loads(tmp_path, encoding):
+    """Russian stamps and names in their own encoding load as written."""
+    text = (FIXTURES / "cp1251.csv").read_bytes().decode("cp1251")
+    path = tmp_path / f"{encoding}.csv"
+    path.write_bytes((text + "иван,2018-11-26 10:00:00 UTC,1,найм\n").encode(encoding))
+
+    rows = read(path, encoding)
 
     assert [
-        (
-            "quarantined",
-            2,
-            "invalid_timestamp",
-            "timestamp '26 МНЪАПЪ 2018 14:47' has an unknown Russian month 'МНЪАПЪ'",
-        ),
-        (
-            "quarantined",
-            3,
-            "invalid_timestamp",
-            "timestamp '1 ЛЮЪ 2018 09:05' has an unknown Russian month 'ЛЮЪ'",
-        ),
+        ("loaded", 2, "ned", "2018-11-26T14:47:00+00:00", "8", "bizdev"),
+        ("loaded", 3, "arya", "2018-05-01T09:05:00+00:00", "2", "разработка"),
+        ("loaded", 4, "иван", "2018-11-26T10:00:00+00:00", "1", "найм"),
     ] == outcomes(rows)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from checkins.domain.model import RawRow
+from checkins.domain.timestamps import is_russian_month
 from checkins.ports import CheckinSource, SourceError
 
 
@@ -47,6 +48,17 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # latin-9 decode as U+00C0 to U+00FF. Three such letters in a row are common in
 # Russian read that way and very rare in Western European text.
 _LATIN1_LETTER_RUN = re.compile("[\u00c0-\u00ff]{3,}")
+# Single-byte encodings of Russian text. Each decodes the bytes of the others
+# into Cyrillic letters too, so only the words tell them apart.
+_CYRILLIC_ENCODINGS = (
+    "cp1251",
+    "koi8-r",
+    "koi8-u",
+    "cp866",
+    "iso8859-5",
+    "mac-cyrillic",
+)
+_CYRILLIC_WORD = re.compile("[\u0400-\u04ff]+")
 
 # States of the excel dialect's parser, for reading a record that csv.reader
 # raised an error on.
@@ -435,11 +447,13 @@ def _misread_as(field: str, encoding: str) -> tuple[str, str] | None:
 
     Only fields that `encoding` decoded one byte per character are checked.
     UTF-8 is detected by its byte patterns, which single-byte text almost never
-    forms. Russian cp1251 text is detected by runs of letters that latin-1,
-    cp1252 or latin-9 decoded from the bytes of Cyrillic letters.
+    forms. A field with no Russian month name that has one in another Cyrillic
+    encoding, such as cp1251 read as koi8-r, is text of that encoding. Other
+    Russian cp1251 text is detected by runs of letters that latin-1, cp1252 or
+    latin-9 decoded from the bytes of Cyrillic letters.
 
-    NOTE: text of one Cyrillic encoding read as another, such as cp1251 read
-    as koi8-r, passes. Only its Russian stamps then fail to parse.
+    NOTE: Russian text without a month name, read in the wrong Cyrillic
+    encoding, is not detected, because only month names tell these apart.
     """
     if field.isascii():
         return None
@@ -453,9 +467,35 @@ def _misread_as(field: str, encoding: str) -> tuple[str, str] | None:
         return "utf-8", data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    reread = _month_in_other_cyrillic(field, data, encoding)
+    if reread is not None:
+        return reread
     for run in _LATIN1_LETTER_RUN.finditer(field):
         if all(byte >= 0xC0 for byte in data[run.start() : run.end()]):
             return "cp1251", data.decode("cp1251", errors="replace")
+    return None
+
+
+def _month_in_other_cyrillic(
+    field: str, data: bytes, encoding: str
+) -> tuple[str, str] | None:
+    """Return a Cyrillic encoding in which `data` names a Russian month, and its text.
+
+    Returns None when `field`, the text of `data` in `encoding`, names a month
+    itself.
+    """
+    if any(map(is_russian_month, _CYRILLIC_WORD.findall(field))):
+        return None
+    given_codec = codecs.lookup(encoding).name
+    for candidate in _CYRILLIC_ENCODINGS:
+        if codecs.lookup(candidate).name == given_codec:
+            continue
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        if any(map(is_russian_month, _CYRILLIC_WORD.findall(text))):
+            return candidate, text
     return None
 
 

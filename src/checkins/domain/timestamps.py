@@ -96,6 +96,11 @@ _RUSSIAN_MONTHS = {
 }
 
 
+def is_russian_month(word: str) -> bool:
+    """Return whether `word` is a Russian month name that stamps may contain."""
+    return word.lower() in _RUSSIAN_MONTHS
+
+
 def parse_timestamp(text: str) -> ParsedStamp:
     """Parse `text` in any supported form into a UTC instant.
 
