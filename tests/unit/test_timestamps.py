@@ -86,6 +86,15 @@ def test_parse_timestamp_result_is_utc():
         ("2018-11-26 24:00:00 UTC", "is not a valid date"),
         ("2018-11-26T14:47:36+25:00", "invalid UTC offset"),
         ("2018-11-26", "matches no supported form"),
+        ("1899-12-31 23:00:00 UTC", "has year 1899, outside 1900 to 2999"),
+        (
+            "1900-01-01T00:00:00+01:00",
+            "is in year 1899 in UTC, outside 1900 to 2999",
+        ),
+        (
+            "2999-12-31T23:00:00-05:00",
+            "is in year 3000 in UTC, outside 1900 to 2999",
+        ),
     ],
 )
 def test_parse_timestamp_rejects_invalid(text, message):

@@ -298,6 +298,14 @@ def _build(
             f"timestamp {text!r} is not a valid date: {error}"
         ) from None
     try:
-        return local - offset
+        instant = local - offset
     except OverflowError:
         raise TimestampError(f"timestamp {text!r} is out of range") from None
+    # The API's days are UTC days, so an offset must not carry a stamp out of
+    # the range.
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise TimestampError(
+            f"timestamp {text!r} is in year {instant.year} in UTC, outside "
+            f"{MIN_YEAR} to {MAX_YEAR}"
+        )
+    return instant
