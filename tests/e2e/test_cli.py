@@ -1,5 +1,7 @@
 import json
+import os
 import socket
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -227,3 +229,236 @@ def test_clean_on_a_full_disk_is_one_line(run_cli, database_url, tmp_path):
         "device; free space on their disk or choose other --output and --rejects "
         "paths\n"
     )
+
+
+def write_export(path: Path, hours: str) -> Path:
+    """Write a one-row export whose content, and so SHA-256, depends on `hours`."""
+    path.write_text(
+        f"user,timestamp,hours,project\nned,2018-11-26 10:00:00 UTC,{hours},hiring\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def loaded_sources(run_cli, database_url) -> list[str]:
+    _, output, _ = run_cli(database_url, "loads", "--json")
+    return [json.loads(line)["source"] for line in output.splitlines()]
+
+
+def make_mixed_folder(tmp_path: Path) -> Path:
+    """Build a folder of three loadable files and three .csv entries to skip."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_export(folder / "a.csv", "1.0")
+    write_export(folder / "B.CSV", "2.0")
+    target = write_export(tmp_path / "elsewhere.csv", "3.0")
+    (folder / "link.csv").symlink_to(target)
+    (folder / ".backup.csv").write_text("not an export", encoding="utf-8")
+    (folder / "._a.csv").write_bytes(b"\x00\x05\x16\x07")
+    (folder / "07.csv").mkdir()
+    write_export(folder / "07.csv" / "inner.csv", "4.0")
+    (folder / "notes.txt").write_text("not an export", encoding="utf-8")
+    return folder
+
+
+def test_folder_load_skips_hidden_and_subfolders(run_cli, database_url, tmp_path):
+    folder = make_mixed_folder(tmp_path)
+
+    status, output, error = run_cli(database_url, "load", str(folder))
+
+    assert 0 == status, error
+    assert output.splitlines()[:3] == [
+        f'skipped {folder}/._a.csv: hidden name (starts with "."); give its '
+        "path to load it",
+        f'skipped {folder}/.backup.csv: hidden name (starts with "."); give its '
+        "path to load it",
+        f"skipped {folder}/07.csv: a folder, not a file; give its path to load "
+        "the files in it",
+    ]
+    assert 3 == output.count("skipped ")
+    assert loaded_sources(run_cli, database_url) == [
+        f"{folder}/B.CSV",
+        f"{folder}/a.csv",
+        f"{folder}/link.csv",
+    ]
+
+
+def test_folder_load_json_skip_lines(run_cli, database_url, tmp_path):
+    folder = make_mixed_folder(tmp_path)
+
+    status, output, error = run_cli(database_url, "load", str(folder), "--json")
+    lines = [json.loads(line) for line in output.splitlines()]
+
+    assert 0 == status, error
+    assert lines[:3] == [
+        {"source": f"{folder}/._a.csv", "skipped": True, "reason": "hidden_name"},
+        {"source": f"{folder}/.backup.csv", "skipped": True, "reason": "hidden_name"},
+        {"source": f"{folder}/07.csv", "skipped": True, "reason": "folder"},
+    ]
+    assert [line["source"] for line in lines[3:]] == [
+        f"{folder}/B.CSV",
+        f"{folder}/a.csv",
+        f"{folder}/link.csv",
+    ]
+    assert [line["rows_loaded"] for line in lines[3:]] == [1, 1, 1]
+
+
+def test_folder_load_rejects_broken_link(run_cli, database_url, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_export(folder / "a.csv", "1.0")
+    missing = tmp_path / "moved.csv"
+    (folder / "x.csv").symlink_to(missing)
+    write_export(folder / "z.csv", "2.0")
+
+    status, output, error = run_cli(database_url, "load", str(folder))
+
+    assert 1 == status
+    assert "" == output
+    assert error == (
+        f"checkins: error: {folder}/x.csv: broken symbolic link to {missing}, so "
+        "nothing was loaded; remove the link or restore its target, then load the "
+        "folder again\n"
+    )
+    assert {} == table_counts(database_url)
+
+
+def test_folder_load_rejects_link_loop(run_cli, database_url, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_export(folder / "a.csv", "1.0")
+    (folder / "loop.csv").symlink_to(folder / "loop.csv")
+
+    status, output, error = run_cli(database_url, "load", str(folder))
+
+    assert 1 == status
+    assert "" == output
+    assert error == (
+        f"checkins: error: {folder}/loop.csv: cannot read: Too many levels of "
+        "symbolic links, so nothing was loaded; make it readable by this user or "
+        "move it out of the folder, then load the folder again\n"
+    )
+    assert {} == table_counts(database_url)
+
+
+def test_folder_load_rejects_named_pipe(run_cli, database_url, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_export(folder / "a.csv", "1.0")
+    os.mkfifo(folder / "pipe.csv")
+
+    status, output, error = run_cli(database_url, "load", str(folder))
+
+    assert 1 == status
+    assert "" == output
+    assert error == (
+        f"checkins: error: {folder}/pipe.csv: a named pipe, not a regular file, so "
+        "nothing was loaded; move it out of the folder, then load the folder again\n"
+    )
+    assert {} == table_counts(database_url)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without permission")
+def test_folder_load_rejects_unreadable_file(run_cli, database_url, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_export(folder / "a.csv", "1.0")
+    locked = write_export(folder / "b.csv", "2.0")
+    locked.chmod(0)
+
+    status, output, error = run_cli(database_url, "load", str(folder))
+
+    assert 1 == status
+    assert "" == output
+    assert error == (
+        f"checkins: error: {locked}: cannot read: Permission denied, so nothing was "
+        "loaded; make it readable by this user or move it out of the folder, then "
+        "load the folder again\n"
+    )
+    assert {} == table_counts(database_url)
+
+
+def test_folder_of_only_skipped_entries_fails(run_cli, database_url, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_export(folder / ".a.csv", "1.0")
+    (folder / "07.csv").mkdir()
+
+    status, output, error = run_cli(database_url, "load", str(folder))
+
+    assert 1 == status
+    assert "" == output
+    assert error == (
+        f"checkins: error: {folder}: folder contains no .csv file to load, because "
+        "its .csv entries, such as .a.csv, are hidden names or subfolders; give "
+        "their paths to load them\n"
+    )
+    assert {} == table_counts(database_url)
+
+
+def test_named_hidden_file_is_loaded(run_cli, database_url, tmp_path):
+    """A hidden file given by its own path is loaded like any other file."""
+    path = write_export(tmp_path / ".backup.csv", "1.0")
+
+    status, output, error = run_cli(database_url, "load", str(path), "--json")
+
+    assert 0 == status, error
+    assert 1 == json.loads(output)["rows_loaded"]
+    assert loaded_sources(run_cli, database_url) == [str(path)]
+
+
+def test_named_broken_link_is_not_found(run_cli, database_url, tmp_path):
+    path = tmp_path / "x.csv"
+    path.symlink_to(tmp_path / "moved.csv")
+
+    status, output, error = run_cli(database_url, "load", str(path))
+
+    assert 1 == status
+    assert "" == output
+    assert f"checkins: error: {path}: file not found\n" == error
+
+
+CLEAN_COUNTS = {
+    "load_id": None,
+    "rows_read": 20_500,
+    "rows_loaded": 20_492,
+    "rows_quarantined": 8,
+    "rows_inserted": 0,
+    "rows_already_stored": None,
+    "rows_retired": 0,
+    "rows_revived": 0,
+}
+
+
+def test_clean_json_has_no_stored_count(run_cli, database_url, tmp_path, real_export):
+    status, output, error = run_clean(
+        run_cli,
+        database_url,
+        real_export,
+        tmp_path / "clean.csv",
+        tmp_path / "rejects.csv",
+        "--json",
+    )
+    report = json.loads(output)
+
+    assert 0 == status, error
+    assert CLEAN_COUNTS == {key: report[key] for key in CLEAN_COUNTS}
+
+
+def test_clean_text_has_no_stored_lines(run_cli, database_url, tmp_path, real_export):
+    status, output, error = run_clean(
+        run_cli,
+        database_url,
+        real_export,
+        tmp_path / "clean.csv",
+        tmp_path / "rejects.csv",
+    )
+
+    assert 0 == status, error
+    assert output.splitlines()[:4] == [
+        f"source              {real_export}",
+        "rows read              20,500",
+        "rows loaded            20,492",
+        "rows quarantined            8",
+    ]
+    assert "stored" not in output

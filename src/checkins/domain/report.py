@@ -102,6 +102,13 @@ class LoadReport:
             self._suggestions = (key, suggest_aliases(self.projects, aliases))
         return self._suggestions[1]
 
+    def _rows_already_stored(self) -> int | None:
+        # A report without a load id comes from `clean`, which checks no row
+        # against a database, so it has no count of rows already stored.
+        if self.load_id is None:
+            return None
+        return self.rows_loaded - self.rows_inserted
+
     def to_dict(self, aliases: ProjectAliases | None = None) -> dict:
         """Return the report as plain JSON-ready values, counts sorted by name."""
         aliases = ProjectAliases.shipped() if aliases is None else aliases
@@ -114,7 +121,7 @@ class LoadReport:
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
             "rows_inserted": self.rows_inserted,
-            "rows_already_stored": self.rows_loaded - self.rows_inserted,
+            "rows_already_stored": self._rows_already_stored(),
             "rows_retired": self.rows_retired,
             "rows_revived": self.rows_revived,
             "window": (

@@ -5,6 +5,8 @@ import csv
 import datetime as dt
 import json
 import logging
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -32,11 +34,14 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
         "load",
         help="clean CSV files and load them",
         description=(
-            "Clean each file and load it in its own transaction. A folder stands "
-            "for the .csv files in it, in name order. When several files are "
-            "given, those already loaded (same SHA-256) are skipped; a single "
-            "file is always loaded, and its rows already stored are not added "
-            "again."
+            "Clean each file and load it in its own transaction. A folder means "
+            "the .csv files directly inside it, in name order. Its hidden names "
+            "(starting with a dot) and subfolders are skipped with a line each, "
+            "and any other .csv entry that cannot be read, such as a broken "
+            "link, fails the command before any file is loaded. When several "
+            "files are given, those already loaded (same SHA-256) are skipped; "
+            "a single file is always loaded, and its rows already stored are not "
+            "added again."
         ),
     )
     load.add_argument("paths", nargs="+", metavar="PATH", help="CSV file or folder")
@@ -103,7 +108,7 @@ def _add_encoding(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
-    files = _expand_paths(arguments.paths)
+    files, skipped = _expand_paths(arguments.paths)
     window = _parse_window(arguments.window) if arguments.window else None
     if window and arguments.mode != "snapshot":
         raise CommandError("--window applies to --mode snapshot only")
@@ -118,6 +123,8 @@ def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     # a folder, or of a list, are loaded once each.
     batch = len(sources) > 1 or any(Path(text).is_dir() for text in arguments.paths)
     loaded = repository.loaded_sha256s() if batch else set()
+    for path, reason in skipped:
+        _print_skipped_entry(path, reason, arguments.json)
     for source in sources:
         sha256 = source.sha256()
         if sha256 in loaded:
@@ -144,18 +151,126 @@ def _load(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     return 0
 
 
-def _expand_paths(paths: list[str]) -> list[Path]:
-    files = []
+# Why a folder load leaves out a .csv entry: the reason code printed with
+# --json, and the text printed without it.
+_SKIP_REASONS = {
+    "hidden_name": 'hidden name (starts with "."); give its path to load it',
+    "folder": "a folder, not a file; give its path to load the files in it",
+}
+
+
+def _expand_paths(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Return the files to load and the folder entries skipped, with their reasons.
+
+    A path that is not a folder is taken as it is, and the load checks it.
+    """
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for text in paths:
         path = Path(text)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
-            if not found:
-                raise CommandError(f"{path}: folder contains no .csv file")
-            files.extend(found)
-        else:
+        if not path.is_dir():
             files.append(path)
-    return files
+            continue
+        found, skipped_here = _folder_files(path)
+        if not found and skipped_here:
+            raise CommandError(
+                f"{path}: folder contains no .csv file to load, because its .csv "
+                f"entries, such as {skipped_here[0][0].name}, are hidden names or "
+                "subfolders; give their paths to load them"
+            )
+        if not found:
+            raise CommandError(f"{path}: folder contains no .csv file")
+        files.extend(found)
+        skipped.extend(skipped_here)
+    return files, skipped
+
+
+def _folder_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Return the files of a folder load and its .csv entries skipped, in name order.
+
+    The files are the regular files directly in `folder`, symbolic links to
+    them included, whose names end in .csv in any letter case and do not
+    start with a dot. Hidden names and subfolders are skipped. Any other .csv
+    entry raises CommandError, so that no file is loaded while one of the
+    folder cannot be.
+    """
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for entry in _list_folder(folder):
+        if not entry.name.lower().endswith(".csv"):
+            continue
+        # Hidden names are skipped before they are read, because editors keep
+        # lock files as hidden broken links, such as Emacs's .#name.csv.
+        if entry.name.startswith("."):
+            skipped.append((entry, "hidden_name"))
+        elif _is_subfolder(entry):
+            skipped.append((entry, "folder"))
+        else:
+            files.append(entry)
+    return files, skipped
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        raise CommandError(
+            f"{folder}: cannot list the folder: {error.strerror}; make it readable "
+            "by this user, or give the paths of its files"
+        ) from None
+
+
+def _is_subfolder(entry: Path) -> bool:
+    """Return whether `entry` is a folder, or raise CommandError unless it is a file.
+
+    A file counts when it is regular and opens for reading, so that a broken
+    link, a pipe or a file without read permission fails before any load.
+    """
+    try:
+        mode = entry.stat().st_mode
+    except FileNotFoundError:
+        if not entry.is_symlink():
+            raise CommandError(
+                f"{entry}: removed while the folder was read, so nothing was "
+                "loaded; load the folder again"
+            ) from None
+        raise CommandError(
+            f"{entry}: broken symbolic link to {os.readlink(entry)}, so nothing "
+            "was loaded; remove the link or restore its target, then load the "
+            "folder again"
+        ) from None
+    except OSError as error:
+        raise _unreadable_entry(entry, error) from None
+    if stat.S_ISDIR(mode):
+        return True
+    if not stat.S_ISREG(mode):
+        raise CommandError(
+            f"{entry}: {_special_file_kind(mode)}, not a regular file, so nothing "
+            "was loaded; move it out of the folder, then load the folder again"
+        )
+    try:
+        entry.open("rb").close()
+    except OSError as error:
+        raise _unreadable_entry(entry, error) from None
+    return False
+
+
+def _unreadable_entry(entry: Path, error: OSError) -> CommandError:
+    return CommandError(
+        f"{entry}: cannot read: {error.strerror}, so nothing was loaded; make it "
+        "readable by this user or move it out of the folder, then load the "
+        "folder again"
+    )
+
+
+def _special_file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _parse_window(values: list[str]) -> tuple[dt.datetime, dt.datetime]:
@@ -187,6 +302,13 @@ def _print_skipped(source: CsvFileSource, sha256: str, as_json: bool) -> None:
         print(json.dumps({"source": source.name, "sha256": sha256, "skipped": True}))
     else:
         print(f"skipped {source.name}: already loaded (sha256 {sha256[:12]})")
+
+
+def _print_skipped_entry(path: Path, reason: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"source": str(path), "skipped": True, "reason": reason}))
+    else:
+        print(f"skipped {path}: {_SKIP_REASONS[reason]}")
 
 
 def _print_report(report: LoadReport, as_json: bool) -> None:
