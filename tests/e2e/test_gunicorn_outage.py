@@ -1,5 +1,5 @@
-"""The API under real gunicorn: its port, and its own PostgreSQL server stopping
-and restarting."""
+"""The API under real gunicorn: its port, its start-up log, and its own
+PostgreSQL server stopping and restarting."""
 
 import contextlib
 import http.client
@@ -170,3 +170,20 @@ def test_second_server_on_port_fails(gunicorn):
     assert second.returncode == 1
     assert f"Connection in use: ('127.0.0.1', {port})" in second.stderr
     assert get(port, "/health")[0] == 200
+
+
+def test_workers_log_authentication_mode(gunicorn, tmp_path):
+    """Each worker says in gunicorn's log whether the API requires tokens."""
+    log = tmp_path / "gunicorn.log"
+    # /health answers once the first worker runs; the second may still start.
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    logged = []
+    while len(logged) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        logged = [
+            line for line in log.read_text().splitlines() if "checkins API" in line
+        ]
+
+    assert len(logged) == 2
+    assert logged[0].endswith("[INFO] checkins API: no authentication")
+    assert logged[1].endswith("[INFO] checkins API: no authentication")

@@ -3,7 +3,9 @@ import os
 
 import pytest
 
+from checkins.bootstrap import Settings
 from checkins.entrypoints import gunicorn_config
+from checkins.entrypoints.wsgi import authentication_mode
 
 
 @pytest.fixture(name="reload_config")
@@ -59,3 +61,20 @@ def test_largest_counts_are_accepted(reload_config):
 
     assert config.workers == 16 * len(os.sched_getaffinity(0))
     assert config.threads == 256
+
+
+@pytest.mark.parametrize(
+    ("environment", "mode"),
+    [
+        ({}, "no authentication"),
+        ({"CHECKINS_API_TOKEN_HASHES": "ab" * 32}, "bearer tokens required"),
+        (
+            {"CHECKINS_API_TOKENS_FILE": "/etc/checkins/tokens"},
+            "bearer tokens required",
+        ),
+    ],
+)
+def test_authentication_mode_follows_token_settings(environment, mode):
+    settings = Settings.from_env(environment)
+
+    assert authentication_mode(settings) == mode

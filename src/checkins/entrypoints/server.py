@@ -53,18 +53,15 @@ def run_gunicorn(
         "workers": workers,
         "threads": threads,
     }
-    authentication = (
-        "bearer tokens required"
-        if settings.api_tokens_file or settings.api_token_hashes
-        else "no authentication"
-    )
+    from checkins.entrypoints.wsgi import authentication_mode
+
     logger.info(
         "serving on http://%s:%d, gunicorn workers x threads: %d x %d, %s",
         host,
         port,
         workers,
         threads,
-        authentication,
+        authentication_mode(settings),
     )
     _CheckinsApplication(settings, database_url, options).run()
     return 0

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import falcon
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from checkins.ports import CheckinQueries
 
 
-__all__ = ["build_app", "close_apps", "get_app"]
+__all__ = ["authentication_mode", "build_app", "close_apps", "get_app"]
 
 # Queries of the apps built in this process, closed when a worker exits.
 _built_queries: list[CheckinQueries] = []
@@ -31,7 +32,20 @@ def get_app() -> falcon.App:
     from checkins import bootstrap
 
     settings = bootstrap.Settings.from_env()
-    return build_app(settings)
+    app = build_app(settings)
+    # Each worker builds its own app. gunicorn's error log is where its own
+    # start-up lines go, so this line goes there too.
+    logging.getLogger("gunicorn.error").info(
+        "checkins API: %s", authentication_mode(settings)
+    )
+    return app
+
+
+def authentication_mode(settings: Settings) -> str:
+    """Return whether `settings` make the API require bearer tokens, in words."""
+    if settings.api_tokens_file or settings.api_token_hashes:
+        return "bearer tokens required"
+    return "no authentication"
 
 
 def build_app(settings: Settings, database_url: str | None = None) -> falcon.App:
