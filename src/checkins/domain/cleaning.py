@@ -337,6 +337,9 @@ def finish_person(rows: list[Row]) -> list[Record]:
 
     Minute-precision stamps are recovered from the batch, identical rows are
     numbered, and rows are flagged.
+
+    NOTE: `rows` are those of one file, so a loaded row's flags and recovered
+    stamp never change when a later file adds rows to its day or minute.
     """
     rows, recovered = _recover_precision(rows)
 
