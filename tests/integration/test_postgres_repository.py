@@ -7,6 +7,7 @@ import pytest
 
 from checkins import services
 from checkins.adapters.csv_source import CsvFileSource
+from checkins.adapters.memory import InMemoryCheckinQueries, InMemoryCheckinRepository
 from checkins.adapters.postgres import PostgresCheckinRepository, migrations
 from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.domain.cleaning import Cleaning
@@ -393,3 +394,56 @@ def test_large_loads_analyze_tables(repository, tmp_path, database_url):
     assert 20 == after_second
     # Three new rows of 21 stored are over a tenth.
     assert 24 == after_third
+
+
+@pytest.fixture(name="store", params=["postgres", "memory"])
+def fixture_store(request, database_url):
+    """A repository and its queries: PostgreSQL, or the in-memory pair to compare."""
+    if request.param == "memory":
+        repository = InMemoryCheckinRepository()
+        yield repository, InMemoryCheckinQueries(repository)
+        return
+    queries = PostgresCheckinQueries(database_url)
+    yield PostgresCheckinRepository(database_url), queries
+    queries.close()
+
+
+def load_lines(store, path, lines, **options):
+    path.write_text("user,timestamp,hours,project\n" + "".join(lines), encoding="utf-8")
+    services.ingest(CsvFileSource(path), store[0], **options)
+
+
+def stored_flags(store, user):
+    page = store[1].user_checkins(CheckinQuery(user=user, limit=1000))
+    return [(row.checkin_at.hour, row.flags) for row in page.checkins]
+
+
+def test_later_loads_update_stored_flags(store, tmp_path):
+    """Flags cover the rows of every load, and follow rows that a snapshot retires."""
+    morning = "zz,2018-11-26 08:00:00 UTC,16,p\n"
+    evening = "zz,2018-11-26 18:00:00 UTC,16,p\n"
+    day_over = ("day_over_24h",)
+
+    load_lines(store, tmp_path / "1.csv", [morning])
+    first = stored_flags(store, "zz")
+    load_lines(store, tmp_path / "2.csv", [evening])
+    second = stored_flags(store, "zz")
+    load_lines(store, tmp_path / "3.csv", [morning, morning])
+    third = stored_flags(store, "zz")
+    load_lines(
+        store,
+        tmp_path / "4.csv",
+        [evening],
+        mode="snapshot",
+        window=(utc(2018, 11, 26), utc(2018, 11, 26, 23, 59)),
+    )
+    fourth = stored_flags(store, "zz")
+
+    assert [(8, ())] == first
+    assert [(8, day_over), (18, day_over)] == second
+    assert [
+        (8, day_over),
+        (8, ("repeated_entry", "day_over_24h")),
+        (18, day_over),
+    ] == third
+    assert [(18, ())] == fourth

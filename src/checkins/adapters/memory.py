@@ -5,7 +5,9 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
 
-from checkins.domain.cleaning import Record
+import attrs
+
+from checkins.domain.cleaning import Record, flag_stored_rows
 from checkins.domain.model import Quarantined
 from checkins.domain.queries import (
     CheckinPage,
@@ -166,12 +168,15 @@ class _InMemoryLoadWriter(LoadWriter):
             row for row in repository.retired if row[1] not in file_keys
         ]
         repository.checkins.extend(row[:3] for row in revived)
+        changed_users = {record[1] for record in self.records}
+        changed_users.update(row[0].user for row in revived)
         if self.mode == "snapshot" and self._window is not None:
             low, high = self._window
             keep = []
             for row in repository.checkins:
                 if low <= row[0].checkin_at <= high and row[1] not in file_keys:
                     repository.retired.append((*row, self.load_id))
+                    changed_users.add(row[0].user)
                 else:
                     keep.append(row)
             repository.checkins = keep
@@ -195,6 +200,26 @@ class _InMemoryLoadWriter(LoadWriter):
         repository.quarantined.extend((self.load_id, row) for row in self.quarantined)
         repository.loads.append(self._load)
         repository.reports[self.load_id] = self._report
+        _reflag(repository, changed_users)
+
+
+def _reflag(repository: InMemoryCheckinRepository, users: set[str]) -> None:
+    """Work out again the flags of the current rows of `users`."""
+    by_user: dict[str, list[StoredCheckin]] = {}
+    for row, _, _ in repository.checkins:
+        if row.user in users:
+            by_user.setdefault(row.user, []).append(row)
+    flags: dict[int, tuple[str, ...]] = {}
+    for rows in by_user.values():
+        flags |= flag_stored_rows(
+            (row.id, row.checkin_at, row.hours, row.project) for row in rows
+        )
+    repository.checkins = [
+        (attrs.evolve(row, flags=flags[row.id]), key, load_id)
+        if row.id in flags
+        else (row, key, load_id)
+        for row, key, load_id in repository.checkins
+    ]
 
 
 def _identity(record: Record) -> tuple:

@@ -16,8 +16,13 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import LibpqWriter
 
-from checkins.domain.cleaning import Record
-from checkins.domain.model import Quarantined
+from checkins.domain.cleaning import (
+    DAY_LIMIT,
+    ISOLATION_GAP,
+    ISOLATION_SHARE,
+    Record,
+)
+from checkins.domain.model import Flag, Quarantined
 from checkins.domain.report import LoadReport, StoredLoad
 from checkins.ports import AlreadyLoadedError, CheckinRepository, LoadWriter
 
@@ -51,6 +56,67 @@ _EXACT_SUMS = decimal.Context(prec=decimal.MAX_PREC, traps=[decimal.Inexact])
 # COPY text format escapes; names rarely need them, so escaped names are cached.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _CACHE_LIMIT = 100_000
+
+
+# The flags of `flag_stored_rows` in the domain, for the current rows of some
+# users, given every row that the load inserted, saw or retired. Days are UTC
+# days. Only days with such rows can change their repeated and over-24-hours
+# flags. A person's new rows can move any day in or out of an isolated run,
+# though, so every current row of the users is checked for that flag alone.
+# Only rows whose flags change are written.
+_REFLAG_SQL = """
+WITH touched_days AS (
+    SELECT DISTINCT user_name, (checkin_at AT TIME ZONE 'UTC')::date AS day
+    FROM checkins
+    WHERE load_id = %(load)s OR retired_by = %(load)s
+        OR id IN (SELECT id FROM seen_checkins)
+), days AS (
+    SELECT user_name, (checkin_at AT TIME ZONE 'UTC')::date AS day,
+        count(*) AS day_rows, sum(hours) AS day_hours
+    FROM checkins
+    WHERE user_name = ANY(%(users)s) AND retired_by IS NULL
+    GROUP BY 1, 2
+), runs AS (
+    SELECT user_name, day, day_rows, day_hours,
+        CASE WHEN day - lag(day) OVER (PARTITION BY user_name ORDER BY day)
+            > %(gap_days)s THEN 1 ELSE 0 END AS starts_run
+    FROM days
+), numbered_runs AS (
+    SELECT user_name, day, day_rows, day_hours,
+        sum(starts_run) OVER (PARTITION BY user_name ORDER BY day) AS run
+    FROM runs
+), day_flags AS (
+    SELECT user_name, day, day_hours > %(day_limit)s AS over_24h,
+        max(run) OVER (PARTITION BY user_name) > 0
+            AND sum(day_rows) OVER (PARTITION BY user_name, run)
+                < %(share)s * sum(day_rows) OVER (PARTITION BY user_name)
+            AS isolated
+    FROM numbered_runs
+), candidates AS (
+    SELECT c.id, c.user_name, c.checkin_at, c.hours, c.project, c.flags,
+        d.over_24h, d.isolated, t.day IS NOT NULL AS touched
+    FROM checkins c
+    JOIN day_flags d ON d.user_name = c.user_name
+        AND d.day = (c.checkin_at AT TIME ZONE 'UTC')::date
+    LEFT JOIN touched_days t ON t.user_name = d.user_name AND t.day = d.day
+    WHERE c.user_name = ANY(%(users)s) AND c.retired_by IS NULL
+        AND (t.day IS NOT NULL OR (%(isolated)s = ANY(c.flags)) <> d.isolated)
+), computed AS (
+    SELECT id, array_remove(ARRAY[
+        CASE WHEN touched AND row_number() OVER (
+                PARTITION BY user_name, checkin_at, hours, project ORDER BY id
+            ) > 1
+            OR NOT touched AND %(repeated)s = ANY(flags)
+            THEN %(repeated)s END,
+        CASE WHEN over_24h THEN %(day_over)s END,
+        CASE WHEN isolated THEN %(isolated)s END
+    ]::text[], NULL) AS flags
+    FROM candidates
+)
+UPDATE checkins c SET flags = computed.flags
+FROM computed
+WHERE c.id = computed.id AND c.flags IS DISTINCT FROM computed.flags
+"""
 
 
 def migrations() -> list[tuple[str, str]]:
@@ -396,6 +462,8 @@ class _PostgresLoadWriter(LoadWriter):
             changed_users |= retired_users
         self._update_user_totals(changed_users)
         self._analyze_if_changed(self._inserted + retired + revived)
+        if not self.table.first_load:
+            self._reflag(changed_users | set(self._totals))
 
         report.load_id = self.load_id
         report.rows_inserted = self._inserted
@@ -642,6 +710,38 @@ class _PostgresLoadWriter(LoadWriter):
             {"load": self.load_id, "low": window[0], "high": window[1]},
         ).fetchall()
         return len(retired), {user for (user,) in retired}
+
+    def _reflag(self, users: set[str]) -> None:
+        """Work out again the flags of the current rows of `users`.
+
+        A first load skips this: its rows are all the table has, and cleaning
+        flagged them with every row of each person in view.
+        """
+        if not users:
+            return
+        # The planner needs the size of the temporary table, which autovacuum
+        # never analyzes. Statistics of a table that just grew, when this role
+        # may not analyze it, can still make nested loops look cheap.
+        self._cursor.execute("ANALYZE seen_checkins")
+        self._cursor.execute("SET LOCAL enable_nestloop = off")
+        changed = self._cursor.execute(
+            _REFLAG_SQL,
+            {
+                "load": self.load_id,
+                "users": sorted(users),
+                "gap_days": ISOLATION_GAP.days,
+                "day_limit": DAY_LIMIT,
+                "share": ISOLATION_SHARE,
+                "repeated": Flag.REPEATED_ENTRY.value,
+                "day_over": Flag.DAY_OVER_24H.value,
+                "isolated": Flag.ISOLATED_TIMESTAMP.value,
+            },
+        ).rowcount
+        self._cursor.execute("SET LOCAL enable_nestloop = on")
+        if changed:
+            logger.info(
+                "flags of %d stored rows changed with this load's rows", changed
+            )
 
     def _update_user_totals(self, changed_users: set[str]) -> None:
         """Add the new rows to `user_totals`; recount users whose rows changed."""

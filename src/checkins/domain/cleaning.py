@@ -338,8 +338,8 @@ def finish_person(rows: list[Row]) -> list[Record]:
     Minute-precision stamps are recovered from the batch, identical rows are
     numbered, and rows are flagged.
 
-    NOTE: `rows` are those of one file, so a loaded row's flags and recovered
-    stamp never change when a later file adds rows to its day or minute.
+    The flags of stored rows are worked out again by `flag_stored_rows` when a
+    later load changes the person's rows.
     """
     rows, recovered = _recover_precision(rows)
 
@@ -395,6 +395,9 @@ def _recover_precision(rows: list[Row]) -> tuple[list[Row], bool]:
     full-precision stamp of the person falls in a row's minute, that stamp is
     the row's true one. With none or several, the row keeps its minute.
     Returns the rows and whether any stamp was recovered.
+
+    NOTE: only the rows of one file are searched, so a stored row keeps its
+    minute when a later file brings the full stamp of its batch.
     """
     if not any(row[6] for row in rows):
         return rows, False
@@ -421,7 +424,11 @@ def _recover_precision(rows: list[Row]) -> tuple[list[Row], bool]:
 
 def _isolated_days(rows: list[Row], day_of: dict[dt.datetime, dt.date]) -> set[dt.date]:
     """Return the days of runs of activity far from the rest of the person's."""
-    rows_per_day = collections.Counter(day_of[row[2]] for row in rows)
+    return _isolated_runs(collections.Counter(day_of[row[2]] for row in rows))
+
+
+def _isolated_runs(rows_per_day: collections.Counter[dt.date]) -> set[dt.date]:
+    """Return the days of runs that hold too small a share of the person's rows."""
     days = sorted(rows_per_day)
     runs = [[days[0]]] if days else []
     for previous, day in zip(days, days[1:], strict=False):
@@ -431,11 +438,47 @@ def _isolated_days(rows: list[Row], day_of: dict[dt.datetime, dt.date]) -> set[d
             runs[-1].append(day)
     if len(runs) < 2:
         return set()
+    total = rows_per_day.total()
     isolated = set()
     for run in runs:
-        if sum(rows_per_day[day] for day in run) < ISOLATION_SHARE * len(rows):
+        if sum(rows_per_day[day] for day in run) < ISOLATION_SHARE * total:
             isolated.update(run)
     return isolated
+
+
+def flag_stored_rows(
+    rows: Iterable[tuple[int, dt.datetime, Decimal, str]],
+) -> dict[int, tuple[str, ...]]:
+    """Return the flags of one person's current stored rows, by row id.
+
+    `rows` are (id, UTC stamp, hours, project). They get the flags that
+    `finish_person` gives the rows of one file, with the stored rows of every
+    load taken together: a row is repeated when a row with a lower id has the
+    same stamp, hours and project.
+    """
+    rows = sorted(rows)
+    day_hours: dict[dt.date, Decimal] = {}
+    rows_per_day: collections.Counter[dt.date] = collections.Counter()
+    for _, at, hours, _ in rows:
+        day = at.date()
+        day_hours[day] = day_hours.get(day, 0) + hours
+        rows_per_day[day] += 1
+    long_days = {day for day, hours in day_hours.items() if hours > DAY_LIMIT}
+    isolated_days = _isolated_runs(rows_per_day)
+
+    seen: set[tuple[dt.datetime, Decimal, str]] = set()
+    flags_by_id = {}
+    for row_id, at, hours, project in rows:
+        content = (at, hours, project)
+        flags = (_REPEATED,) if content in seen else _NO_FIX
+        seen.add(content)
+        day = at.date()
+        if day in long_days:
+            flags += (_DAY_OVER,)
+        if day in isolated_days:
+            flags += (_ISOLATED,)
+        flags_by_id[row_id] = flags
+    return flags_by_id
 
 
 class Cleaning:
