@@ -303,58 +303,48 @@ def test_folder_load_json_skip_lines(run_cli, database_url, tmp_path):
     assert [line["rows_loaded"] for line in lines[3:]] == [1, 1, 1]
 
 
-def test_folder_load_rejects_broken_link(run_cli, database_url, tmp_path):
+def add_broken_link(folder):
+    target = folder.parent / "moved.csv"
+    (folder / "x.csv").symlink_to(target)
+    return (
+        f"{folder}/x.csv: broken symbolic link to {target}, so nothing was loaded; "
+        "remove the link or restore its target, then load the folder again"
+    )
+
+
+def add_link_loop(folder):
+    (folder / "loop.csv").symlink_to(folder / "loop.csv")
+    return (
+        f"{folder}/loop.csv: cannot read: Too many levels of symbolic links, so "
+        "nothing was loaded; make it readable by this user or move it out of the "
+        "folder, then load the folder again"
+    )
+
+
+def add_named_pipe(folder):
+    os.mkfifo(folder / "pipe.csv")
+    return (
+        f"{folder}/pipe.csv: a named pipe, not a regular file, so nothing was "
+        "loaded; move it out of the folder, then load the folder again"
+    )
+
+
+@pytest.mark.parametrize("add_entry", [add_broken_link, add_link_loop, add_named_pipe])
+def test_folder_load_rejects_unreadable_entry(
+    run_cli, database_url, tmp_path, add_entry
+):
+    """One .csv entry that cannot be read stops the folder before any load."""
     folder = tmp_path / "exports"
     folder.mkdir()
     write_export(folder / "a.csv", "1.0")
-    missing = tmp_path / "moved.csv"
-    (folder / "x.csv").symlink_to(missing)
+    message = add_entry(folder)
     write_export(folder / "z.csv", "2.0")
 
     status, output, error = run_cli(database_url, "load", str(folder))
 
     assert 1 == status
     assert "" == output
-    assert error == (
-        f"checkins: error: {folder}/x.csv: broken symbolic link to {missing}, so "
-        "nothing was loaded; remove the link or restore its target, then load the "
-        "folder again\n"
-    )
-    assert {} == table_counts(database_url)
-
-
-def test_folder_load_rejects_link_loop(run_cli, database_url, tmp_path):
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    write_export(folder / "a.csv", "1.0")
-    (folder / "loop.csv").symlink_to(folder / "loop.csv")
-
-    status, output, error = run_cli(database_url, "load", str(folder))
-
-    assert 1 == status
-    assert "" == output
-    assert error == (
-        f"checkins: error: {folder}/loop.csv: cannot read: Too many levels of "
-        "symbolic links, so nothing was loaded; make it readable by this user or "
-        "move it out of the folder, then load the folder again\n"
-    )
-    assert {} == table_counts(database_url)
-
-
-def test_folder_load_rejects_named_pipe(run_cli, database_url, tmp_path):
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    write_export(folder / "a.csv", "1.0")
-    os.mkfifo(folder / "pipe.csv")
-
-    status, output, error = run_cli(database_url, "load", str(folder))
-
-    assert 1 == status
-    assert "" == output
-    assert error == (
-        f"checkins: error: {folder}/pipe.csv: a named pipe, not a regular file, so "
-        "nothing was loaded; move it out of the folder, then load the folder again\n"
-    )
+    assert f"checkins: error: {message}\n" == error
     assert {} == table_counts(database_url)
 
 
