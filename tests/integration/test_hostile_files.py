@@ -417,6 +417,30 @@ def test_line_endings_are_read(name):
     assert NED_AND_ARYA_LOADED == outcomes(rows)
 
 
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_stray_cr_stays_inside_record(tmp_path, line_end):
+    """In a file of LF or CR LF lines, a lone CR does not split a record."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(
+        line_end.join(
+            [
+                "user,timestamp,hours,project",
+                "ned,2018-11-26 14:47:36 UTC,8,biz\rdev",
+                "arya,2018-11-26 10:00:00 UTC,4,learning",
+                "",
+            ]
+        ).encode()
+    )
+
+    rows = read(path)
+
+    assert [
+        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "biz dev"),
+        ("loaded", 3, "arya", "2018-11-26T10:00:00+00:00", "4", "learning"),
+    ] == outcomes(rows)
+    assert "ned,2018-11-26 14:47:36 UTC,8,biz\rdev" == rows[0].text
+
+
 def test_missing_final_newline_is_read():
     """The last record needs no line end."""
     rows = read(FIXTURES / "no_final_newline.csv")

@@ -592,6 +592,9 @@ def _is_plain(block: list[str]) -> bool:
     text = "".join(block)
     if '"' in text or "\x00" in text:
         return False
+    # csv.reader raises on a CR inside an unquoted field.
+    if "\r" in text and any("\r" in line.rstrip("\r\n") for line in block):
+        return False
     if not text.isascii() and _SURROGATE.search(text):
         return False
     return max(map(len, block)) <= min(csv.field_size_limit(), MAX_RECORD_CHARS)
@@ -653,6 +656,9 @@ class _LineRecorder:
         self._pending_chars = 0
         self._pushed_back: collections.deque[str] = collections.deque()
         self._read_error: UnicodeError | None = None
+        # Whether a lone CR ends a line, as in old Mac files: decided by the
+        # first line, None until it is read.
+        self._lone_cr_ends_line: bool | None = None
         # Lines longer than MAX_RECORD_CHARS come out cut after one more
         # character, so that memory stays bounded.
         self._lines = iter(functools.partial(text.readline, MAX_RECORD_CHARS + 1), "")
@@ -682,6 +688,8 @@ class _LineRecorder:
         try:
             # list.extend keeps the lines read before an error.
             block.extend(itertools.islice(self._lines, self.BLOCK_LINES))
+            if not self._lone_cr_ends_line and block:
+                block = self._join_lone_cr(block)
         except UnicodeError as error:
             self._read_error = error
             if not block:
@@ -714,7 +722,7 @@ class _LineRecorder:
             raise self._decode_error(self._read_error)
         else:
             try:
-                line = self._text.readline(allowed + 1)
+                line = self._readline(allowed + 1)
             except UnicodeError as error:
                 raise self._decode_error(error) from None
         if len(line) > allowed:
@@ -723,6 +731,44 @@ class _LineRecorder:
             self.line_number += 1
             self._pending.append(line)
             self._pending_chars += len(line)
+        return line
+
+    def _join_lone_cr(self, block: list[str]) -> list[str]:
+        """Join each line of `block` that ends with a lone CR to the next line."""
+        if not any(line[-1] == "\r" for line in block):
+            return block
+        joined: list[str] = []
+        for line in block:
+            if joined and joined[-1][-1] == "\r":
+                joined[-1] += line
+            else:
+                joined.append(line)
+        while joined[-1][-1] == "\r" and len(joined[-1]) <= MAX_RECORD_CHARS:
+            rest = self._text.readline(MAX_RECORD_CHARS + 1)
+            if not rest:
+                break
+            joined[-1] += rest
+        return joined
+
+    def _readline(self, limit: int) -> str:
+        """Read a line of at most `limit` characters, with its line break.
+
+        The text layer ends lines at LF, CR LF and a lone CR. In a file whose
+        first line ends with LF, a lone CR is a stray character inside a
+        record, so the line goes on after it, here and in `read_block`. The
+        record then keeps the CR, which cleaning treats as white space inside
+        a name, instead of loading the text before it as a whole record.
+        """
+        line = self._text.readline(limit)
+        if self._lone_cr_ends_line is None:
+            if line:
+                self._lone_cr_ends_line = not line.endswith("\n")
+            return line
+        while not self._lone_cr_ends_line and line.endswith("\r") and len(line) < limit:
+            rest = self._text.readline(limit - len(line))
+            if not rest:
+                break
+            line += rest
         return line
 
     def _decode_error(self, error: UnicodeError) -> SourceError:
