@@ -135,10 +135,14 @@ class CheckinQueries(abc.ABC):
         """
 
     @abc.abstractmethod
-    def render_user_checkins(self, query: CheckinQuery) -> RenderedPage:
+    def render_user_checkins(
+        self, query: CheckinQuery, *, with_version: bool = False
+    ) -> RenderedPage:
         """Return the page that `user_checkins` returns, written as JSON.
 
-        Raises UnknownUserError when the user has no stored check-ins.
+        With `with_version`, the page carries the `data_version` of the data
+        its rows were read from. Raises UnknownUserError when the user has no
+        stored check-ins.
         """
 
     @abc.abstractmethod

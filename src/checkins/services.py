@@ -254,9 +254,14 @@ def user_checkins(queries: CheckinQueries, query: CheckinQuery) -> CheckinPage:
     return queries.user_checkins(query)
 
 
-def render_user_checkins(queries: CheckinQueries, query: CheckinQuery) -> RenderedPage:
-    """Return one page of a user's check-ins as JSON, or raise UnknownUserError."""
-    return queries.render_user_checkins(query)
+def render_user_checkins(
+    queries: CheckinQueries, query: CheckinQuery, *, with_version: bool = False
+) -> RenderedPage:
+    """Return one page of a user's check-ins as JSON, or raise UnknownUserError.
+
+    With `with_version`, the page carries the data version its rows come from.
+    """
+    return queries.render_user_checkins(query, with_version=with_version)
 
 
 def summarize(queries: CheckinQueries, query: SummaryQuery) -> list[SummaryGroup]:

@@ -495,6 +495,41 @@ def test_etags_can_be_switched_off(queries):
     assert again.status_code == 200
 
 
+class CountingQueries:
+    """Queries that count how often the data version is read on its own."""
+
+    def __init__(self, queries):
+        self._queries = queries
+        self.version_reads = 0
+
+    def data_version(self):
+        self.version_reads += 1
+        return self._queries.data_version()
+
+    def __getattr__(self, name):
+        return getattr(self._queries, name)
+
+
+def test_page_tag_comes_with_its_rows(queries):
+    """A page's ETag costs no query of its own, unless If-None-Match is checked."""
+    counting = CountingQueries(queries)
+    client = testing.TestClient(create_app(counting))
+
+    first = client.simulate_get("/users/dana/checkins", query_string="limit=2")
+    reads_for_page = counting.version_reads
+    again = client.simulate_get(
+        "/users/dana/checkins",
+        query_string="limit=2",
+        headers={"If-None-Match": first.headers["etag"]},
+    )
+
+    assert first.status_code == 200
+    assert first.headers["etag"].startswith('"v1-')
+    assert reads_for_page == 0
+    assert again.status_code == 304
+    assert counting.version_reads == 1
+
+
 def test_load_changes_etag(tmp_path, database_url):
     path = tmp_path / "first.csv"
     path.write_text(CSV_HEAD, encoding="utf-8")

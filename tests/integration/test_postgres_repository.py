@@ -183,6 +183,26 @@ def test_rendered_page_writes_utc_stamps(repository, queries, export):
     assert last.next_position is None
 
 
+def test_rendered_page_carries_data_version(repository, queries, export):
+    services.ingest(CsvFileSource(export), repository)
+    services.ingest(CsvFileSource(export), repository)
+    query = CheckinQuery(user="ned", limit=2)
+    empty = CheckinQuery(user="ned", first_day=dt.date(2019, 1, 1))
+
+    plain = queries.render_user_checkins(query)
+    tagged = queries.render_user_checkins(query, with_version=True)
+    tagged_empty = queries.render_user_checkins(empty, with_version=True)
+
+    assert plain.data_version is None
+    assert tagged.data_version == 2
+    assert tagged.checkins_json == plain.checkins_json
+    assert tagged.next_position == plain.next_position
+    assert tagged_empty.data_version == 2
+    assert tagged_empty.checkins_json == b"[]"
+    with pytest.raises(UnknownUserError):
+        queries.render_user_checkins(CheckinQuery(user="nobody"), with_version=True)
+
+
 def test_user_checkins_pages_without_gaps(repository, queries, export):
     """Following positions visits every row once, in order."""
     services.ingest(CsvFileSource(export), repository)

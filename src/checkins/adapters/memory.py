@@ -261,11 +261,14 @@ class InMemoryCheckinQueries(CheckinQueries):
             next_position=Position(last.checkin_at, last.id) if last else None,
         )
 
-    def render_user_checkins(self, query: CheckinQuery) -> RenderedPage:
+    def render_user_checkins(
+        self, query: CheckinQuery, *, with_version: bool = False
+    ) -> RenderedPage:
         page = self.user_checkins(query)
         return RenderedPage(
             checkins_json=render_checkins_json(page.checkins).encode(),
             next_position=page.next_position,
+            data_version=self.data_version() if with_version else None,
         )
 
     def summarize(self, query: SummaryQuery) -> list[SummaryGroup]:

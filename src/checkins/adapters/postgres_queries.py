@@ -42,9 +42,10 @@ READER_ROLE = "checkins_reader"
 # A page reads one row more than its limit, to tell whether another page
 # follows. Only an empty page needs the check that the user exists, because a
 # row of the user is proof enough. Stamps come as UTC wall-clock time, because
-# psycopg loads and orjson writes those faster than aware datetimes.
+# psycopg loads and orjson writes those faster than aware datetimes. With
+# _VERSION_COLUMN, each row also carries the data version of the same snapshot.
 _PAGE_SQL = """
-SELECT id, checkin_at AT TIME ZONE 'UTC', hours::text, project, flags
+SELECT id, checkin_at AT TIME ZONE 'UTC', hours::text, project, flags{version}
 FROM checkins
 WHERE user_name = %(user)s AND retired_by IS NULL{filters}
 ORDER BY checkin_at, id
@@ -123,6 +124,7 @@ ORDER BY user_name COLLATE "C"
 """
 
 _VERSION_SQL = "SELECT coalesce(max(id), 0) FROM loads"
+_VERSION_COLUMN = f", ({_VERSION_SQL})"
 
 
 class PostgresCheckinQueries(CheckinQueries):
@@ -170,7 +172,7 @@ class PostgresCheckinQueries(CheckinQueries):
         return [UserTotals(*row) for row in rows]
 
     def user_checkins(self, query: CheckinQuery) -> CheckinPage:
-        rows = self._page_rows(query)
+        rows, _ = self._page_rows(query, with_version=False)
         checkins = [
             StoredCheckin(
                 row_id,
@@ -184,8 +186,13 @@ class PostgresCheckinQueries(CheckinQueries):
         ]
         return CheckinPage(checkins, _next_position(rows, query.limit))
 
-    def render_user_checkins(self, query: CheckinQuery) -> RenderedPage:
-        rows = self._page_rows(query)
+    def render_user_checkins(
+        self, query: CheckinQuery, *, with_version: bool = False
+    ) -> RenderedPage:
+        rows, version = self._page_rows(query, with_version=with_version)
+        page_rows = rows[: query.limit]
+        if with_version:
+            page_rows = [row[:5] for row in page_rows]
         fragment = orjson.Fragment
         documents = [
             {
@@ -197,28 +204,44 @@ class PostgresCheckinQueries(CheckinQueries):
                 "project": project,
                 "flags": flags,
             }
-            for row_id, at, hours, project, flags in rows[: query.limit]
+            for row_id, at, hours, project, flags in page_rows
         ]
         return RenderedPage(
             checkins_json=orjson.dumps(
                 documents, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
             ),
             next_position=_next_position(rows, query.limit),
+            data_version=version,
         )
 
-    def _page_rows(self, query: CheckinQuery) -> list[tuple[Any, ...]]:
-        """Return up to limit + 1 rows of the page, or raise UnknownUserError."""
-        statement, parameters = self.page_statement(query)
+    def _page_rows(
+        self, query: CheckinQuery, *, with_version: bool
+    ) -> tuple[list[tuple[Any, ...]], int | None]:
+        """Return up to limit + 1 rows of the page and, when asked, the data version.
 
-        def work(connection: psycopg.Connection) -> list[tuple[Any, ...]]:
+        Raises UnknownUserError. The version is never newer than the rows:
+        it comes with them, or for an empty page it is read before the rows
+        are read again.
+        """
+        statement, parameters = self.page_statement(query, with_version=with_version)
+
+        def work(
+            connection: psycopg.Connection,
+        ) -> tuple[list[tuple[Any, ...]], int | None]:
             cursor = self._binary_cursor(connection)
             rows = cursor.execute(statement, parameters).fetchall()
+            version = None
             if rows:
-                return rows
+                return rows, rows[0][5] if with_version else None
+            if with_version:
+                (version,) = cursor.execute(_VERSION_SQL).fetchone()
+                rows = cursor.execute(statement, parameters).fetchall()
+                if rows:
+                    return rows, rows[0][5]
             (exists,) = cursor.execute(_USER_EXISTS_SQL, (query.user,)).fetchone()
             if not exists:
                 raise UnknownUserError(query.user)
-            return rows
+            return rows, version
 
         return self._run(work)
 
@@ -242,9 +265,15 @@ class PostgresCheckinQueries(CheckinQueries):
             if key is not None
         ]
 
-    def page_statement(self, query: CheckinQuery) -> tuple[str, dict[str, object]]:
+    def page_statement(
+        self, query: CheckinQuery, *, with_version: bool = False
+    ) -> tuple[str, dict[str, object]]:
         """Return the SQL and parameters of `render_user_checkins`, for benchmarks."""
-        statement = self._statement("page", _PAGE_SQL, _PAGE_FILTERS, query)
+        template = _PAGE_SQL.replace(
+            "{version}", _VERSION_COLUMN if with_version else ""
+        )
+        name = "page with version" if with_version else "page"
+        statement = self._statement(name, template, _PAGE_FILTERS, query)
         return statement, _page_parameters(query)
 
     def summary_statement(self, query: SummaryQuery) -> tuple[str, dict[str, object]]:

@@ -136,10 +136,14 @@ class ProjectTotals:
 
 @attrs.frozen
 class RenderedPage:
-    """One page of a user's check-ins, already written as a UTF-8 JSON array."""
+    """One page of a user's check-ins, already written as a UTF-8 JSON array.
+
+    `data_version` is the data version read with the rows, when it was asked for.
+    """
 
     checkins_json: bytes
     next_position: Position | None
+    data_version: int | None = None
 
 
 def group_key(checkin: StoredCheckin, by: Grouping, zone: zoneinfo.ZoneInfo) -> str:

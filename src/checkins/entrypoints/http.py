@@ -346,16 +346,23 @@ class UserCheckins:
         if self._cache.not_modified(req, resp, representation):
             return
 
-        # The version is read before the rows, so a load in between leaves an
-        # older tag on newer rows, which only costs the client a full response.
-        self._cache.label(req, resp, representation)
         if representation == "csv":
+            # The version is read before the rows, so a load in between leaves
+            # an older tag on newer rows, which only costs a full response.
+            self._cache.label(req, resp, representation)
             pages = services.export_checkins(self._queries, query)
             resp.content_type = MEDIA_CSV
             resp.stream = _csv_lines(pages)
             return
 
-        page = services.render_user_checkins(self._queries, query)
+        # Unless the If-None-Match check read the version already, the page's
+        # query reads it with the rows, which saves a round trip.
+        page = services.render_user_checkins(
+            self._queries,
+            query,
+            with_version=self._cache.enabled and req.context.data_version is None,
+        )
+        self._cache.label(req, resp, representation, page.data_version)
         next_position = page.next_position
         cursor = None if next_position is None else encode_cursor(next_position, query)
         # The rows arrive as JSON from the query layer; only the envelope is
