@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import attrs
 
 from checkins.domain.cleaning import ISOLATION_GAP, Cleaning, Record, to_checkin
-from checkins.domain.model import CheckIn, Quarantined, RawRow
+from checkins.domain.model import CheckIn, Quarantined, RawRow, Reason
 from checkins.domain.projects import ProjectAliases
 from checkins.domain.queries import (
     CheckinPage,
@@ -23,7 +23,12 @@ from checkins.domain.queries import (
     UserTotals,
 )
 from checkins.domain.report import LoadReport
-from checkins.ports import CheckinQueries, CheckinRepository, CheckinSource
+from checkins.ports import (
+    CheckinQueries,
+    CheckinRepository,
+    CheckinSource,
+    SourceError,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -98,6 +103,8 @@ def ingest(
         # NOTE: a load keeps its quarantined rows in memory until it ends, so a
         # file of millions of broken rows needs memory in proportion.
         quarantined = list(cleaning.read(rows))
+        if mode == "snapshot":
+            _check_snapshot_records(source, quarantined)
         for row in quarantined:
             report.count(row)
         writer.add_quarantined(quarantined)
@@ -233,6 +240,27 @@ def check_source(source: CheckinSource) -> None:
         next(rows, None)
     finally:
         rows.close()
+
+
+def _check_snapshot_records(
+    source: CheckinSource, quarantined: list[Quarantined]
+) -> None:
+    """Raise SourceError when a snapshot's file has records that cannot be split.
+
+    A snapshot retires the stored rows that its file lacks. The rows inside a
+    malformed record cannot be read, so their stored copies would be retired.
+    """
+    malformed = [row for row in quarantined if row.reason is Reason.MALFORMED_RECORD]
+    if malformed:
+        first = malformed[0]
+        records, they_hold = (
+            ("record", "it holds") if len(malformed) == 1 else ("records", "they hold")
+        )
+        raise SourceError(
+            f"{source.name}: {len(malformed):,} malformed {records}, the first on "
+            f"line {first.line} ({first.detail}); a snapshot load would retire "
+            f"the stored rows {they_hold}. Fix the file, or load it in append mode"
+        )
 
 
 def _checked_rows(source: CheckinSource) -> Iterator[RawRow]:

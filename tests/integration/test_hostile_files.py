@@ -497,14 +497,42 @@ def test_quoted_fields_are_read():
     ] == outcomes(rows)
 
 
-def test_unclosed_quote_keeps_rest_whole():
-    """A quote never closed quarantines the rest of the file as one row."""
-    rows = read(FIXTURES / "unclosed_quote.csv")
+def test_unclosed_quote_over_later_lines_raises():
+    """A quote never closed that takes in later lines fails the file."""
+    path = FIXTURES / "unclosed_quote.csv"
+
+    assert (
+        f"{path}: line 2: a quoted field opens and is never closed, so the line "
+        "after it would be read as part of it; close or remove that quote, then "
+        "load the file again"
+    ) == error_of(path)
+
+
+def test_unclosed_quote_on_last_line_is_quarantined(tmp_path):
+    """A quote never closed on the last line takes in nothing else."""
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + ARYA_ROW + '\nned,2018-11-26 14:47:36 UTC,8,"bizdev\n')
+
+    rows = read(path)
 
     problem = "a quoted field is not closed before the end of the file"
-    text = 'ned,2018-11-26 14:47:36 UTC,8,"bizdev\n' + ARYA_ROW
-    assert [RawRow(line=2, text=text, problem=problem)] == rows
-    assert [("quarantined", 2, "malformed_record", problem)] == outcomes(rows)
+    assert [
+        ("loaded", 2, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+        ("quarantined", 3, "malformed_record", problem),
+    ] == outcomes(rows)
+
+
+def test_lf_header_with_cr_records_is_read(tmp_path):
+    """Records ending with lone CRs after a header ending with LF stay apart."""
+    path = tmp_path / "export.csv"
+    path.write_bytes((HEADER + ROW + "\r" + ARYA_ROW + "\r").encode())
+
+    rows = read(path)
+
+    assert [
+        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "bizdev"),
+        ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
 
 
 def test_text_after_quote_is_quarantined():

@@ -114,6 +114,40 @@ def test_ingest_bad_source_changes_nothing():
     assert [] == repository.loads
 
 
+class MalformedSource(ListSource):
+    """The rows of LINES, then a record of too many fields."""
+
+    def rows(self):
+        yield from super().rows()
+        yield RawRow(7, "ned,1,2,3,4", problem="expected 4 fields, found 5")
+
+
+def test_snapshot_rejects_malformed_records():
+    """A snapshot cannot tell which stored rows a malformed record holds."""
+    repository = InMemoryCheckinRepository()
+    services.ingest(ListSource(LINES), repository, clock=fixed_clock)
+
+    with pytest.raises(SourceError) as raised:
+        services.ingest(
+            MalformedSource(LINES, "broken.csv"),
+            repository,
+            clock=fixed_clock,
+            mode="snapshot",
+        )
+    appended = services.ingest(
+        MalformedSource(LINES, "broken.csv"), repository, clock=fixed_clock
+    )
+
+    assert str(raised.value) == (
+        "broken.csv: 1 malformed record, the first on line 7 (expected 4 fields, "
+        "found 5); a snapshot load would retire the stored rows it holds. Fix "
+        "the file, or load it in append mode"
+    )
+    assert 2 == appended.rows_quarantined
+    assert [1, 2] == [load.id for load in repository.loads]
+    assert 4 == len(repository.checkins)
+
+
 def test_list_users_totals():
     """Totals count and sum each user's stored rows."""
     repository = InMemoryCheckinRepository()

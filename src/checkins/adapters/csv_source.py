@@ -60,6 +60,8 @@ _CYRILLIC_ENCODINGS = (
 )
 _CYRILLIC_WORD = re.compile("[\u0400-\u04ff]+")
 
+_UNCLOSED_QUOTE = "a quoted field is not closed before the end of the file"
+
 # States of the excel dialect's parser, for reading a record that csv.reader
 # raised an error on.
 _FIELD_START, _IN_FIELD, _IN_QUOTES, _AFTER_QUOTE, _SPACE_AFTER_QUOTE = range(5)
@@ -339,6 +341,9 @@ class CsvFileSource(CheckinSource):
                 lines.read_rest_of_record()
                 raw = lines.take()
                 record, problem = _split_record(raw)
+                if problem == _UNCLOSED_QUOTE and lines.line_number > line:
+                    error = self._unclosed_quote_error(line, lines.line_number - line)
+                    raise error from None
             if problem is None:
                 if _is_blank(record):
                     self.blank_lines += 1
@@ -354,6 +359,19 @@ class CsvFileSource(CheckinSource):
             if check_misread and not raw.isascii():
                 self._reject_misread(line, (user, timestamp, hours, project))
             yield RawRow(line, raw, user, timestamp, hours, project)
+
+    def _unclosed_quote_error(self, line: int, lines_after: int) -> SourceError:
+        """Describe a quote on `line` that takes in every line after it."""
+        swallowed = (
+            "the line after it"
+            if lines_after == 1
+            else f"the {lines_after:,} lines after it"
+        )
+        return SourceError(
+            f"{self.name}: line {line}: a quoted field opens and is never closed, "
+            f"so {swallowed} would be read as part of it; close or remove that "
+            "quote, then load the file again"
+        )
 
     def _read_header(
         self, reader: Iterator[list[str]], lines: "_LineRecorder"
@@ -547,7 +565,7 @@ def _split_record(text: str) -> tuple[list[str], str | None]:
             state = _IN_FIELD
     fields.append("".join(field))
     if state == _IN_QUOTES:
-        problem = "a quoted field is not closed before the end of the file"
+        problem = _UNCLOSED_QUOTE
     return fields, problem or _long_field_problem(fields)
 
 
@@ -659,6 +677,7 @@ class _LineRecorder:
         # Whether a lone CR ends a line, as in old Mac files: decided by the
         # first line, None until it is read.
         self._lone_cr_ends_line: bool | None = None
+        self._first_line_commas = 0
         # Lines longer than MAX_RECORD_CHARS come out cut after one more
         # character, so that memory stays bounded.
         self._lines = iter(functools.partial(text.readline, MAX_RECORD_CHARS + 1), "")
@@ -734,42 +753,55 @@ class _LineRecorder:
         return line
 
     def _join_lone_cr(self, block: list[str]) -> list[str]:
-        """Join each line of `block` that ends with a lone CR to the next line."""
+        """Join each line of `block` ending with a lone CR to the rest of its record."""
         if not any(line[-1] == "\r" for line in block):
             return block
         joined: list[str] = []
         for line in block:
-            if joined and joined[-1][-1] == "\r":
+            if joined and joined[-1][-1] == "\r" and self._is_rest(line):
                 joined[-1] += line
             else:
                 joined.append(line)
         while joined[-1][-1] == "\r" and len(joined[-1]) <= MAX_RECORD_CHARS:
-            rest = self._text.readline(MAX_RECORD_CHARS + 1)
-            if not rest:
+            line = self._text.readline(MAX_RECORD_CHARS + 1)
+            if not line:
                 break
-            joined[-1] += rest
+            if self._is_rest(line):
+                joined[-1] += line
+            else:
+                joined.append(line)
         return joined
 
     def _readline(self, limit: int) -> str:
         """Read a line of at most `limit` characters, with its line break.
 
         The text layer ends lines at LF, CR LF and a lone CR. In a file whose
-        first line ends with LF, a lone CR is a stray character inside a
-        record, so the line goes on after it, here and in `read_block`. The
-        record then keeps the CR, which cleaning treats as white space inside
-        a name, instead of loading the text before it as a whole record.
+        first line ends with LF, a lone CR followed by text with fewer commas
+        than that first line is a stray character inside a record, so the
+        line goes on after it, here and in `read_block`. The record then keeps
+        the CR, which cleaning treats as white space inside a name. Text with
+        as many commas is a record of its own, as in a file whose lines end
+        with LF and with lone CRs.
         """
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
             if line:
                 self._lone_cr_ends_line = not line.endswith("\n")
+                self._first_line_commas = line.count(",")
             return line
         while not self._lone_cr_ends_line and line.endswith("\r") and len(line) < limit:
-            rest = self._text.readline(limit - len(line))
+            rest = self._text.readline(MAX_RECORD_CHARS + 1)
             if not rest:
+                break
+            if not self._is_rest(rest):
+                self._pushed_back.appendleft(rest)
                 break
             line += rest
         return line
+
+    def _is_rest(self, text: str) -> bool:
+        """Return whether `text`, after a lone CR, is too short to be a record."""
+        return text.count(",") < self._first_line_commas
 
     def _decode_error(self, error: UnicodeError) -> SourceError:
         """Describe a text that does not decode, naming its line when known."""
