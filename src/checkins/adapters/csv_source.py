@@ -472,6 +472,8 @@ def _misread_as(field: str, encoding: str) -> tuple[str, str] | None:
 
     NOTE: Russian text without a month name, read in the wrong Cyrillic
     encoding, is not detected, because only month names tell these apart.
+    Nor are encodings in which the months read the same, such as cp1251 and
+    mac-cyrillic, whose lower-case letters agree.
     """
     if field.isascii():
         return None
