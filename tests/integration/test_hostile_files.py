@@ -502,9 +502,49 @@ def test_unclosed_quote_over_later_lines_raises():
     path = FIXTURES / "unclosed_quote.csv"
 
     assert (
-        f"{path}: line 2: a quoted field opens and is never closed, so the line "
-        "after it would be read as part of it; close or remove that quote, then "
-        "load the file again"
+        f"{path}: line 2: a quoted field is not closed before the end of the file, "
+        "and the record takes in a line after it that would be a record of its "
+        "own; check the quotes from line 2 on, then load the file again"
+    ) == error_of(path)
+
+
+def test_lone_cr_in_first_column_stays_inside_record(tmp_path):
+    """A CR after a short user name joins it to the rest of its record."""
+    path = tmp_path / "export.csv"
+    path.write_bytes((HEADER + "ne\rd,2018-11-26 14:47:36 UTC,8,bizdev\n").encode())
+
+    rows = read(path)
+
+    assert [
+        ("loaded", 2, "ne d", "2018-11-26T14:47:36+00:00", "8", "bizdev")
+    ] == outcomes(rows)
+
+
+def test_lone_cr_counts_columns_of_parsed_header(tmp_path):
+    """Empty names that end the header do not count as commas of a record."""
+    path = tmp_path / "export.csv"
+    header = "user,timestamp,hours,project,,,\n"
+    path.write_bytes((header + ROW + "\r" + ARYA_ROW + "\n").encode())
+
+    rows = read(path)
+
+    assert [
+        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "bizdev"),
+        ("loaded", 3, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
+    ] == outcomes(rows)
+
+
+def test_stray_quotes_over_whole_records_raise(tmp_path):
+    """Text after a closing quote fails the file when the record takes in rows."""
+    path = tmp_path / "export.csv"
+    lines = [ROW[:-6] + '"bizdev', ARYA_ROW, ARYA_ROW, ROW + '"x']
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+
+    assert (
+        f"{path}: line 2: text follows the closing quote of a quoted field; a "
+        'quote inside a quoted field is written as two quotes (""), and the '
+        "record takes in 3 lines after it that would be records of their own; "
+        "check the quotes from line 2 on, then load the file again"
     ) == error_of(path)
 
 

@@ -60,7 +60,13 @@ _CYRILLIC_ENCODINGS = (
 )
 _CYRILLIC_WORD = re.compile("[\u0400-\u04ff]+")
 
+# Problems of records whose quotes are misplaced. Such a record can take in
+# the lines of whole records after it.
 _UNCLOSED_QUOTE = "a quoted field is not closed before the end of the file"
+_TEXT_AFTER_QUOTE = (
+    "text follows the closing quote of a quoted field; a quote inside a quoted "
+    'field is written as two quotes ("")'
+)
 
 # States of the excel dialect's parser, for reading a record that csv.reader
 # raised an error on.
@@ -265,6 +271,7 @@ class CsvFileSource(CheckinSource):
         )
         columns = (user_at, timestamp_at, hours_at, project_at)
         width = len(header)
+        lines.record_commas = width - 1
         while block := lines.read_block():
             if _is_plain(block):
                 yield from self._plain_rows(
@@ -341,9 +348,12 @@ class CsvFileSource(CheckinSource):
                 lines.read_rest_of_record()
                 raw = lines.take()
                 record, problem = _split_record(raw)
-                if problem == _UNCLOSED_QUOTE and lines.line_number > line:
-                    error = self._unclosed_quote_error(line, lines.line_number - line)
-                    raise error from None
+                taken_in = problem in (
+                    _UNCLOSED_QUOTE,
+                    _TEXT_AFTER_QUOTE,
+                ) and _records_after_first_line(raw, width)
+                if taken_in:
+                    raise self._taken_in_error(line, problem, taken_in) from None
             if problem is None:
                 if _is_blank(record):
                     self.blank_lines += 1
@@ -360,17 +370,16 @@ class CsvFileSource(CheckinSource):
                 self._reject_misread(line, (user, timestamp, hours, project))
             yield RawRow(line, raw, user, timestamp, hours, project)
 
-    def _unclosed_quote_error(self, line: int, lines_after: int) -> SourceError:
-        """Describe a quote on `line` that takes in every line after it."""
-        swallowed = (
-            "the line after it"
-            if lines_after == 1
-            else f"the {lines_after:,} lines after it"
-        )
+    def _taken_in_error(self, line: int, problem: str, taken_in: int) -> SourceError:
+        """Describe a malformed record on `line` that takes in whole records."""
+        if taken_in == 1:
+            records = "a line after it that would be a record of its own"
+        else:
+            records = f"{taken_in:,} lines after it that would be records of their own"
         return SourceError(
-            f"{self.name}: line {line}: a quoted field opens and is never closed, "
-            f"so {swallowed} would be read as part of it; close or remove that "
-            "quote, then load the file again"
+            f"{self.name}: line {line}: {problem}, and the record takes in "
+            f"{records}; check the quotes from line {line} on, then load the file "
+            "again"
         )
 
     def _read_header(
@@ -559,16 +568,18 @@ def _split_record(text: str) -> tuple[list[str], str | None]:
             state = _SPACE_AFTER_QUOTE
         else:
             if state in (_AFTER_QUOTE, _SPACE_AFTER_QUOTE) and problem is None:
-                problem = (
-                    "text follows the closing quote of a quoted field; a quote "
-                    'inside a quoted field is written as two quotes ("")'
-                )
+                problem = _TEXT_AFTER_QUOTE
             field.append(char)
             state = _IN_FIELD
     fields.append("".join(field))
     if state == _IN_QUOTES:
         problem = _UNCLOSED_QUOTE
     return fields, problem or _long_field_problem(fields)
+
+
+def _records_after_first_line(text: str, width: int) -> int:
+    """Count the lines of `text` after its first with `width` fields or more."""
+    return sum(len(_split_record(line)[0]) >= width for line in text.splitlines()[1:])
 
 
 def _long_field_problem(fields: list[str]) -> str | None:
@@ -679,7 +690,9 @@ class _LineRecorder:
         # Whether a lone CR ends a line, as in old Mac files: decided by the
         # first line, None until it is read.
         self._lone_cr_ends_line: bool | None = None
-        self._first_line_commas = 0
+        # Commas in a whole record: those of the first line until the header
+        # is parsed, then one fewer than its columns.
+        self.record_commas = 0
         # Lines longer than MAX_RECORD_CHARS come out cut after one more
         # character, so that memory stays bounded.
         self._lines = iter(functools.partial(text.readline, MAX_RECORD_CHARS + 1), "")
@@ -760,7 +773,7 @@ class _LineRecorder:
             return block
         joined: list[str] = []
         for line in block:
-            if joined and joined[-1][-1] == "\r" and self._is_rest(line):
+            if joined and joined[-1][-1] == "\r" and self._continues(joined[-1], line):
                 joined[-1] += line
             else:
                 joined.append(line)
@@ -768,7 +781,7 @@ class _LineRecorder:
             line = self._text.readline(MAX_RECORD_CHARS + 1)
             if not line:
                 break
-            if self._is_rest(line):
+            if self._continues(joined[-1], line):
                 joined[-1] += line
             else:
                 joined.append(line)
@@ -778,32 +791,32 @@ class _LineRecorder:
         """Read a line of at most `limit` characters, with its line break.
 
         The text layer ends lines at LF, CR LF and a lone CR. In a file whose
-        first line ends with LF, a lone CR followed by text with fewer commas
-        than that first line is a stray character inside a record, so the
-        line goes on after it, here and in `read_block`. The record then keeps
-        the CR, which cleaning treats as white space inside a name. Text with
-        as many commas is a record of its own, as in a file whose lines end
-        with LF and with lone CRs.
+        first line ends with LF, a lone CR joins the text before and after it
+        into one record unless both have the commas of a whole record, here
+        and in `read_block`. The record then keeps the CR, which cleaning
+        treats as white space inside a name. Two whole records stay apart, as
+        in a file whose lines end with LF and with lone CRs.
         """
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
             if line:
                 self._lone_cr_ends_line = not line.endswith("\n")
-                self._first_line_commas = line.count(",")
+                self.record_commas = line.count(",")
             return line
         while not self._lone_cr_ends_line and line.endswith("\r") and len(line) < limit:
             rest = self._text.readline(MAX_RECORD_CHARS + 1)
             if not rest:
                 break
-            if not self._is_rest(rest):
+            if not self._continues(line, rest):
                 self._pushed_back.appendleft(rest)
                 break
             line += rest
         return line
 
-    def _is_rest(self, text: str) -> bool:
-        """Return whether `text`, after a lone CR, is too short to be a record."""
-        return text.count(",") < self._first_line_commas
+    def _continues(self, before: str, after: str) -> bool:
+        """Return whether text before and after a lone CR are one record."""
+        whole = self.record_commas
+        return before.count(",") < whole or after.count(",") < whole
 
     def _decode_error(self, error: UnicodeError) -> SourceError:
         """Describe a text that does not decode, naming its line when known."""
