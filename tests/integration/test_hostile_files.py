@@ -768,26 +768,32 @@ def test_long_field_is_quarantined(tmp_path):
 
 
 def test_long_quoted_field_hides_no_rows(tmp_path):
-    """Lines inside a long quoted field never come out as rows of their own."""
+    """A long quoted field that takes in a whole record fails the file."""
     long_record = (
         'ned,2018-11-26 14:47:36 UTC,8,"pasted\n' + "x" * 200_000 + "\n" + ROW + '"'
     )
     path = tmp_path / "export.csv"
     path.write_text(HEADER + long_record + "\n" + ARYA_ROW + "\n", encoding="utf-8")
 
-    rows = read(path)
+    assert (
+        f"{path}: line 2: field 4 is 200,044 characters long, over the CSV field "
+        "size limit of 131,072, and the record takes in a line after it that would "
+        "be a record of its own; check the quotes from line 2 on, then load the "
+        "file again"
+    ) == error_of(path)
 
-    problem = (
-        "field 4 is 200,044 characters long, over the CSV field size limit of 131,072"
-    )
-    assert [
-        RawRow(line=2, text=long_record, problem=problem),
-        RawRow(5, ARYA_ROW, "arya", "2018-11-26 14:48:00 UTC", "2", "hiring"),
-    ] == rows
-    assert [
-        ("quarantined", 2, "malformed_record", problem),
-        ("loaded", 5, "arya", "2018-11-26T14:48:00+00:00", "2", "hiring"),
-    ] == outcomes(rows)
+
+def test_closed_quotes_over_whole_records_raise(tmp_path):
+    """Two stray quotes that make a valid field of whole records fail the file."""
+    path = tmp_path / "export.csv"
+    lines = [ROW[:-6] + '"bizdev', ARYA_ROW, ROW + '"', ARYA_ROW]
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+
+    assert (
+        f"{path}: line 2: a quoted field spans several lines, and the record takes "
+        "in 2 lines after it that would be records of their own; check the quotes "
+        "from line 2 on, then load the file again"
+    ) == error_of(path)
 
 
 def test_line_at_record_limit_is_quarantined(tmp_path):

@@ -348,10 +348,11 @@ class CsvFileSource(CheckinSource):
                 lines.read_rest_of_record()
                 raw = lines.take()
                 record, problem = _split_record(raw)
-                taken_in = problem in (
-                    _UNCLOSED_QUOTE,
-                    _TEXT_AFTER_QUOTE,
-                ) and _records_after_first_line(raw, width)
+            # A record over several lines whose later lines would be records
+            # of their own comes from misplaced quotes, closed or not, and
+            # reading it as one record would hide those rows.
+            if lines.line_number > line:
+                taken_in = _records_after_first_line(raw, width, lines.line_break)
                 if taken_in:
                     raise self._taken_in_error(line, problem, taken_in) from None
             if problem is None:
@@ -370,12 +371,15 @@ class CsvFileSource(CheckinSource):
                 self._reject_misread(line, (user, timestamp, hours, project))
             yield RawRow(line, raw, user, timestamp, hours, project)
 
-    def _taken_in_error(self, line: int, problem: str, taken_in: int) -> SourceError:
-        """Describe a malformed record on `line` that takes in whole records."""
+    def _taken_in_error(
+        self, line: int, problem: str | None, taken_in: int
+    ) -> SourceError:
+        """Describe a record on `line` that takes in whole records."""
         if taken_in == 1:
             records = "a line after it that would be a record of its own"
         else:
             records = f"{taken_in:,} lines after it that would be records of their own"
+        problem = problem or "a quoted field spans several lines"
         return SourceError(
             f"{self.name}: line {line}: {problem}, and the record takes in "
             f"{records}; check the quotes from line {line} on, then load the file "
@@ -577,9 +581,11 @@ def _split_record(text: str) -> tuple[list[str], str | None]:
     return fields, problem or _long_field_problem(fields)
 
 
-def _records_after_first_line(text: str, width: int) -> int:
+def _records_after_first_line(text: str, width: int, line_break: str) -> int:
     """Count the lines of `text` after its first with `width` fields or more."""
-    return sum(len(_split_record(line)[0]) >= width for line in text.splitlines()[1:])
+    return sum(
+        len(_split_record(line)[0]) >= width for line in text.split(line_break)[1:]
+    )
 
 
 def _long_field_problem(fields: list[str]) -> str | None:
@@ -812,6 +818,11 @@ class _LineRecorder:
                 break
             line += rest
         return line
+
+    @property
+    def line_break(self) -> str:
+        """Return the character that ends the file's lines: a lone CR or LF."""
+        return "\r" if self._lone_cr_ends_line else "\n"
 
     def _continues(self, before: str, after: str) -> bool:
         """Return whether text before and after a lone CR are one record."""
