@@ -520,6 +520,16 @@ def test_lone_cr_in_first_column_stays_inside_record(tmp_path):
     ] == outcomes(rows)
 
 
+def test_lone_cr_in_header_of_lf_file_is_stray(tmp_path):
+    """A CR inside an LF header does not make the file an old Mac file."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(("user,timestamp,hours,\rproject\n" + ROW + "\n").encode())
+
+    rows = read(path)
+
+    assert [NED_LOADED] == outcomes(rows)
+
+
 def test_lone_cr_counts_columns_of_parsed_header(tmp_path):
     """Empty names that end the header do not count as commas of a record."""
     path = tmp_path / "export.csv"

@@ -724,10 +724,12 @@ class _LineRecorder:
         """
         if self._read_error is not None:
             raise self._decode_error(self._read_error)
-        block: list[str] = []
+        # Lines pushed back while the header was read come first.
+        block: list[str] = list(self._pushed_back)
+        self._pushed_back.clear()
         try:
             # list.extend keeps the lines read before an error.
-            block.extend(itertools.islice(self._lines, self.BLOCK_LINES))
+            block.extend(itertools.islice(self._lines, self.BLOCK_LINES - len(block)))
             if not self._lone_cr_ends_line and block:
                 block = self._join_lone_cr(block)
         except UnicodeError as error:
@@ -805,6 +807,15 @@ class _LineRecorder:
         """
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
+            # A lone CR inside the header is stray when the next line ends
+            # with LF, and then the header goes on after it.
+            while line.endswith("\r") and len(line) < limit:
+                rest = self._text.readline(MAX_RECORD_CHARS + 1)
+                if not rest.endswith("\n") or rest.endswith("\r\n"):
+                    if rest:
+                        self._pushed_back.appendleft(rest)
+                    break
+                line += rest
             if line:
                 self._lone_cr_ends_line = not line.endswith("\n")
                 self.record_commas = line.count(",")
