@@ -808,10 +808,10 @@ class _LineRecorder:
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
             # A lone CR inside the header is stray when the next line ends
-            # with LF, and then the header goes on after it.
+            # with LF or CR LF, and then the header goes on after it.
             while line.endswith("\r") and len(line) < limit:
                 rest = self._text.readline(MAX_RECORD_CHARS + 1)
-                if not rest.endswith("\n") or rest.endswith("\r\n"):
+                if not rest.endswith("\n"):
                     if rest:
                         self._pushed_back.appendleft(rest)
                     break
