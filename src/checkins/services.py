@@ -253,13 +253,12 @@ def _check_snapshot_records(
     malformed = [row for row in quarantined if row.reason is Reason.MALFORMED_RECORD]
     if malformed:
         first = malformed[0]
-        records, they_hold = (
-            ("record", "it holds") if len(malformed) == 1 else ("records", "they hold")
-        )
+        records = "record" if len(malformed) == 1 else "records"
         raise SourceError(
             f"{source.name}: {len(malformed):,} malformed {records}, the first on "
             f"line {first.line} ({first.detail}); a snapshot load would retire "
-            f"the stored rows {they_hold}. Fix the file, or load it in append mode"
+            "the stored copies of the rows in malformed records. Fix the file, or "
+            "load it in append mode"
         )
 
 

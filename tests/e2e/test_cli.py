@@ -329,7 +329,30 @@ def add_named_pipe(folder):
     )
 
 
-@pytest.mark.parametrize("add_entry", [add_broken_link, add_link_loop, add_named_pipe])
+def add_locked_file(folder):
+    locked = write_export(folder / "b.csv", "2.0")
+    locked.chmod(0)
+    return (
+        f"{locked}: cannot read: Permission denied, so nothing was loaded; make it "
+        "readable by this user or move it out of the folder, then load the folder "
+        "again"
+    )
+
+
+@pytest.mark.parametrize(
+    "add_entry",
+    [
+        add_broken_link,
+        add_link_loop,
+        add_named_pipe,
+        pytest.param(
+            add_locked_file,
+            marks=pytest.mark.skipif(
+                os.geteuid() == 0, reason="root reads files without permission"
+            ),
+        ),
+    ],
+)
 def test_folder_load_rejects_unreadable_entry(
     run_cli, database_url, tmp_path, add_entry
 ):
@@ -345,26 +368,6 @@ def test_folder_load_rejects_unreadable_entry(
     assert 1 == status
     assert "" == output
     assert f"checkins: error: {message}\n" == error
-    assert {} == table_counts(database_url)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without permission")
-def test_folder_load_rejects_unreadable_file(run_cli, database_url, tmp_path):
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    write_export(folder / "a.csv", "1.0")
-    locked = write_export(folder / "b.csv", "2.0")
-    locked.chmod(0)
-
-    status, output, error = run_cli(database_url, "load", str(folder))
-
-    assert 1 == status
-    assert "" == output
-    assert error == (
-        f"checkins: error: {locked}: cannot read: Permission denied, so nothing was "
-        "loaded; make it readable by this user or move it out of the folder, then "
-        "load the folder again\n"
-    )
     assert {} == table_counts(database_url)
 
 

@@ -173,9 +173,10 @@ def test_second_server_on_port_fails(gunicorn):
 
 
 def test_workers_log_authentication_mode(gunicorn, tmp_path):
-    """Each worker says in gunicorn's log whether the API requires tokens."""
+    """Each worker logs to gunicorn's log whether the API requires tokens."""
     log = tmp_path / "gunicorn.log"
-    # /health answers once the first worker runs; the second may still start.
+    # /health returns 200 once the first worker runs, while the second may
+    # still be starting.
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     logged = []
     while len(logged) < 2 and time.monotonic() < deadline:

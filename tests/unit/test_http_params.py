@@ -171,7 +171,7 @@ def test_checkin_query_takes_cursor_with_another_limit():
         ("alice", {"project": "hiring"}),
     ],
 )
-def test_checkin_query_refuses_cursor_of_other_user_or_filters(user, params):
+def test_checkin_query_rejects_foreign_cursor(user, params):
     cursor = encode_cursor(POSITION, QUERY)
 
     with pytest.raises(ParameterError) as raised:

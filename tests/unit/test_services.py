@@ -140,8 +140,8 @@ def test_snapshot_rejects_malformed_records():
 
     assert str(raised.value) == (
         "broken.csv: 1 malformed record, the first on line 7 (expected 4 fields, "
-        "found 5); a snapshot load would retire the stored rows it holds. Fix "
-        "the file, or load it in append mode"
+        "found 5); a snapshot load would retire the stored copies of the rows in "
+        "malformed records. Fix the file, or load it in append mode"
     )
     assert 2 == appended.rows_quarantined
     assert [1, 2] == [load.id for load in repository.loads]
