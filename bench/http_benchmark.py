@@ -8,6 +8,9 @@ Cases, each run by `wrk --latency` at a fixed number of connections:
   body as large as the page, from a bare WSGI callable (the HTTP ceiling);
 - ``falcon-constant``: that body from a Falcon resource, to show the
   framework's share;
+- ``query-layer``: the page from the app's query layer, called by a bare WSGI
+  callable with no framework, middleware or parameter parsing, to show how
+  close any app on that layer can come to the ceiling;
 - ``pgbench-page`` and ``pgbench-summary``: pgbench running the app's SQL of
   the two cases with the same connections (the database ceiling).
 
@@ -101,14 +104,24 @@ def main() -> int:
                         workdir / "falcon.log",
                     )
                 ),
+                "query-layer": servers.enter_context(
+                    _gunicorn(
+                        arguments,
+                        "http_benchmark:query_layer_app()",
+                        environment | {"BENCH_USER": user},
+                        workdir / "query-layer.log",
+                    )
+                ),
             }
             sizes["ceiling"] = len(_fetch(ports["ceiling"], "/"))
             sizes["falcon-constant"] = len(_fetch(ports["falcon-constant"], "/"))
+            sizes["query-layer"] = len(_fetch(ports["query-layer"], "/"))
             cases = (
                 ("page", ports["app"], page_path),
                 ("summary", ports["app"], summary_path),
                 ("ceiling", ports["ceiling"], "/"),
                 ("falcon-constant", ports["falcon-constant"], "/"),
+                ("query-layer", ports["query-layer"], "/"),
             )
             for _ in range(arguments.rounds):
                 for case, port, path in cases:
@@ -409,6 +422,7 @@ def _print_report(
         database = results[f"pgbench-{case}"][0]
         print(f"{case} / HTTP ceiling: {rate / ceiling:.2f}")
         print(f"{case} / database ceiling: {rate / database:.2f}")
+    print(f"query-layer / HTTP ceiling: {results['query-layer'][0] / ceiling:.2f}")
     print()
     print(f"machine: {_machine()}")
     server = _server_version(arguments.database_url)
@@ -478,6 +492,42 @@ def falcon_app():
 
     app = falcon.App()
     app.add_route("/", Constant())
+    return app
+
+
+def query_layer_app():
+    """Return a WSGI callable that serves BENCH_USER's first page from the query layer.
+
+    It calls the app's PostgresCheckinQueries on CHECKINS_DATABASE_URL as the
+    app does, with a pool of one connection, and writes the page's envelope
+    without a cursor. What it leaves out is Falcon, the middleware (request id,
+    access log, metrics), the parameter parsing and the cursor.
+    """
+    import orjson
+
+    from checkins.adapters.postgres_queries import PostgresCheckinQueries
+    from checkins.domain.queries import CheckinQuery
+
+    user = os.environ["BENCH_USER"]
+    query = CheckinQuery(user=user, limit=100)
+    # The pool opens on first use, in each worker after the fork.
+    queries = PostgresCheckinQueries(os.environ["CHECKINS_DATABASE_URL"], pool_size=1)
+
+    def app(environ, start_response):
+        page = queries.render_user_checkins(query)
+        body = orjson.dumps(
+            {
+                "user": user,
+                "checkins": orjson.Fragment(page.checkins_json),
+                "next_cursor": None,
+            }
+        )
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
     return app
 
 
