@@ -553,6 +553,44 @@ def test_lone_cr_between_records_ends_one(tmp_path, header, last_end):
     ] == outcomes(rows)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The CR after ned's record ends it; the next CR splits robert's.
+        (
+            ROW + "\rrobert,2019-09-26 00:00:00 UTC\r,8.0,bizdev\n",
+            [
+                ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "bizdev"),
+                ("loaded", 3, "robert", "2019-09-26T00:00:00+00:00", "8.0", "bizdev"),
+            ],
+        ),
+        # A CR in ned's last field, then one that splits robert's record.
+        (
+            "ned,2018-11-26 14:47:36 UTC,8,biz\rdev\rrobert,2019-09-26\r"
+            " 00:00:00 UTC,8.0,bizdev\n",
+            [
+                ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "biz dev"),
+                ("loaded", 3, "robert", "2019-09-26T00:00:00+00:00", "8.0", "bizdev"),
+            ],
+        ),
+        # The same with quotes, which take the reader's careful path.
+        (
+            ROW + '\r"robert",2019-09-26 00:00:00 UTC\r,8.0,"bizdev"\n',
+            [
+                ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "bizdev"),
+                ("loaded", 3, "robert", "2019-09-26T00:00:00+00:00", "8.0", "bizdev"),
+            ],
+        ),
+    ],
+)
+def test_lone_cr_after_whole_record_ends_it(tmp_path, text, expected):
+    """A whole record before a lone CR ends there when text with commas follows."""
+    path = tmp_path / "export.csv"
+    path.write_bytes((HEADER + text).encode())
+
+    assert expected == outcomes(read(path))
+
+
 def test_stray_quotes_over_whole_records_raise(tmp_path):
     """Text after a closing quote fails the file when the record takes in rows."""
     path = tmp_path / "export.csv"

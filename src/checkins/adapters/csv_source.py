@@ -800,8 +800,8 @@ class _LineRecorder:
 
         The text layer ends lines at LF, CR LF and a lone CR. In a file whose
         first line ends with LF, a lone CR joins the text before and after it
-        into one record unless both have the commas of a whole record, here
-        and in `read_block`. The record then keeps the CR, which cleaning
+        into one record, here and in `read_block`, unless `_continues` finds a
+        record ending at the CR. The record then keeps the CR, which cleaning
         treats as white space inside a name. Two whole records stay apart, as
         in a file whose lines end with LF and with lone CRs.
         """
@@ -836,9 +836,18 @@ class _LineRecorder:
         return "\r" if self._lone_cr_ends_line else "\n"
 
     def _continues(self, before: str, after: str) -> bool:
-        """Return whether text before and after a lone CR are one record."""
+        """Return whether text before and after a lone CR are one record.
+
+        When the text before has exactly a whole record's commas, the CR ends
+        that record unless the text after has no comma. Text without a comma
+        is the rest of the last field. Text with commas starts the next
+        record, which another lone CR may split.
+        """
         whole = self.record_commas
-        return before.count(",") < whole or after.count(",") < whole
+        before_commas = before.count(",")
+        if before_commas == whole:
+            return "," not in after
+        return before_commas < whole or after.count(",") < whole
 
     def _decode_error(self, error: UnicodeError) -> SourceError:
         """Describe a text that does not decode, naming its line when known."""
