@@ -521,9 +521,38 @@ def test_other_method_is_problem_405(client, method):
         405,
         "Method Not Allowed",
         f"method {method!r} is not allowed on path '/users/alice/checkins'; "
-        "the allowed methods are GET, OPTIONS",
+        "the allowed methods are GET, HEAD, OPTIONS",
     )
-    assert result.headers["allow"] == "GET, OPTIONS"
+    assert result.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users",
+        "/projects",
+        "/users/alice/checkins?limit=1",
+        "/users/alice/checkins?format=csv",
+        "/users/alice/summary?by=week",
+        "/users/dave/checkins",
+        "/health",
+    ],
+)
+def test_head_has_headers_of_get(client, path):
+    got = client.simulate_get(path)
+    head = client.simulate_head(path)
+
+    assert head.status_code == got.status_code
+    assert head.content == b""
+    assert {**head.headers, "x-request-id": ""} == {**got.headers, "x-request-id": ""}
+
+
+def test_options_lists_methods_of_405(client):
+    result = client.simulate_options("/users/alice/summary")
+
+    assert result.status_code == 200
+    assert result.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert result.content == b""
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,15 @@ def test_document_lists_every_route(app):
         for method in item
     }
 
-    assert served == documented
+    # The document describes GET, and its description states that every
+    # route also serves HEAD and OPTIONS.
+    assert {(path, "GET") for path, _ in documented} == documented
+    assert {
+        (path, method)
+        for path, _ in documented
+        for method in ("GET", "HEAD", "OPTIONS")
+    } == served
+    assert "HEAD" in DOCUMENT["info"]["description"]
 
 
 def test_document_served_as_json(client):
@@ -141,7 +149,8 @@ def test_document_served_as_json(client):
 
     assert result.status_code == 200
     assert result.headers["content-type"] == "application/json"
-    assert result.json == DOCUMENT
+    # Authentication is off, so the served document requires no token.
+    assert result.json == {**DOCUMENT, "security": []}
 
 
 @pytest.mark.parametrize(
@@ -191,6 +200,17 @@ def test_not_modified_matches_document(client, path):
 
     assert result.status_code == 304
     check_response(path, result)
+
+
+def test_served_document_lists_bearer_auth_with_tokens(queries):
+    app = create_app(queries, token_hashes=[bytes.fromhex(hash_token("t"))])
+    client = testing.TestClient(app)
+    headers = {"Authorization": "Bearer t"}
+
+    served = client.simulate_get("/openapi.json", headers=headers).json
+
+    assert served["security"] == [{"bearerAuth": []}]
+    assert served == DOCUMENT
 
 
 @pytest.mark.parametrize("path", ["/users", "/metrics", "/users/ned/summary"])

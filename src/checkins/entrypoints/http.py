@@ -62,6 +62,9 @@ MEDIA_CSV = "text/csv; charset=utf-8"
 # Routes served without a bearer token, for the orchestrator's probes.
 OPEN_PATHS = ("/health", "/ready")
 
+# The methods of every route, as the Allow header lists them.
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+
 # /ready responds within 2 s, because its check waits at most this long for the
 # database.
 READY_TIMEOUT_SECONDS = 1.0
@@ -97,6 +100,7 @@ def create_app(
             f"invalid CHECKINS_TIMEZONE {time_zone!r}: expected an IANA time zone "
             "name, such as UTC or Asia/Manila"
         ) from None
+    token_hashes = tuple(token_hashes)
     metrics = HttpMetrics(queries.pool_stats)
     app = falcon.App(
         media_type=falcon.MEDIA_JSON,
@@ -112,14 +116,22 @@ def create_app(
     )
 
     cache = _Validator(queries, etags)
-    app.add_route("/health", Health())
-    app.add_route("/ready", Ready(queries))
-    app.add_route("/metrics", Metrics(metrics))
-    app.add_route("/openapi.json", OpenApi())
-    app.add_route("/projects", Projects(queries, cache))
-    app.add_route("/users", Users(queries, cache))
-    app.add_route("/users/{user}/checkins", UserCheckins(queries, cache))
-    app.add_route("/users/{user}/summary", UserSummary(queries, cache, time_zone))
+    routes = {
+        "/health": Health(),
+        "/ready": Ready(queries),
+        "/metrics": Metrics(metrics),
+        "/openapi.json": OpenApi(requires_token=bool(token_hashes)),
+        "/projects": Projects(queries, cache),
+        "/users": Users(queries, cache),
+        "/users/{user}/checkins": UserCheckins(queries, cache),
+        "/users/{user}/summary": UserSummary(queries, cache, time_zone),
+    }
+    for template, resource in routes.items():
+        # HEAD is GET without the body (RFC 9110 section 9.3.2), and Falcon
+        # leaves the body out of any response to HEAD.
+        resource.on_head = resource.on_get
+        resource.on_options = _answer_options
+        app.add_route(template, resource)
 
     app.add_error_handler(Exception, _handle_unexpected_error)
     app.add_error_handler(UnknownUserError, _handle_unknown_user)
@@ -128,6 +140,15 @@ def create_app(
     app.add_error_handler(QueriesUnavailableError, _handle_unavailable)
     app.set_error_serializer(_serialize_problem)
     return app
+
+
+def _answer_options(req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+    """Respond to OPTIONS with the methods that every route allows.
+
+    Falcon's own OPTIONS responder leaves OPTIONS out of its Allow header, which
+    would then differ from the Allow header of a 405.
+    """
+    resp.set_header("Allow", ALLOWED_METHODS)
 
 
 class EncodedSlashInUser:
@@ -272,10 +293,16 @@ class Metrics:
 
 
 class OpenApi:
-    """The API's OpenAPI 3.1 document."""
+    """The API's OpenAPI 3.1 document.
 
-    def __init__(self) -> None:
-        self._body = json.dumps(openapi.DOCUMENT, ensure_ascii=False).encode()
+    Without `requires_token`, the document's routes need no bearer token.
+    """
+
+    def __init__(self, *, requires_token: bool) -> None:
+        document = openapi.DOCUMENT
+        if not requires_token:
+            document = {**document, "security": []}
+        self._body = json.dumps(document, ensure_ascii=False).encode()
         self._tag = hashlib.blake2b(self._body, digest_size=8).hexdigest()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -90,7 +90,9 @@ DOCUMENT: dict[str, Any] = {
         "title": "checkins",
         "version": API_VERSION,
         "description": "Each person's check-ins from a cleaned time-tracking "
-        "export. Errors are RFC 9457 problem documents.",
+        "export. Errors are RFC 9457 problem documents. Every route also "
+        "serves HEAD, with the headers of GET and no body, and OPTIONS, with "
+        "an Allow header.",
     },
     "security": [{"bearerAuth": []}],
     "paths": {
