@@ -573,6 +573,15 @@ def test_lone_cr_between_records_ends_one(tmp_path, header, last_end):
                 ("loaded", 3, "robert", "2019-09-26T00:00:00+00:00", "8.0", "bizdev"),
             ],
         ),
+        # A quoted comma in ned's record makes no difference.
+        (
+            'ned,2018-11-26 14:47:36 UTC,8,"biz,dev"\rrobert,2019-09-26 00:00:00'
+            " UTC\r,8.0,bizdev\n",
+            [
+                ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "8", "biz,dev"),
+                ("loaded", 3, "robert", "2019-09-26T00:00:00+00:00", "8.0", "bizdev"),
+            ],
+        ),
         # The same with quotes, which take the reader's careful path.
         (
             ROW + '\r"robert",2019-09-26 00:00:00 UTC\r,8.0,"bizdev"\n',

@@ -838,16 +838,12 @@ class _LineRecorder:
     def _continues(self, before: str, after: str) -> bool:
         """Return whether text before and after a lone CR are one record.
 
-        When the text before has exactly a whole record's commas, the CR ends
-        that record unless the text after has no comma. Text without a comma
-        is the rest of the last field. Text with commas starts the next
-        record, which another lone CR may split.
+        When the text before has a whole record's commas, the CR ends that
+        record unless the text after has no comma. Text without a comma is
+        the rest of the last field. Text with commas starts the next record,
+        which another lone CR may split.
         """
-        whole = self.record_commas
-        before_commas = before.count(",")
-        if before_commas == whole:
-            return "," not in after
-        return before_commas < whole or after.count(",") < whole
+        return before.count(",") < self.record_commas or "," not in after
 
     def _decode_error(self, error: UnicodeError) -> SourceError:
         """Describe a text that does not decode, naming its line when known."""
