@@ -64,7 +64,7 @@ STDERR_TAIL_LINES = 20
 # The columns that a load writes, in the order of the binary dump.
 STORED_COLUMNS = (
     "user_name, checkin_at, hours, project, occurrence, flags, fixes,"
-    " stamp_format, minute_precision, source_line, load_id, written_at"
+    " stamp_format, minute_precision, source_line, load_id, checkin_minute"
 )
 
 

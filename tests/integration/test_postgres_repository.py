@@ -98,6 +98,69 @@ def test_second_load_adds_no_rows(repository, export, database_url):
     assert 2 == count(database_url, "loads")
 
 
+def write_csv(path, lines: list[str]):
+    path.write_text("user,timestamp,hours,project\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_stamp_in_another_form_adds_no_rows(repository, queries, tmp_path):
+    """A row written to the minute in a later export is the row stored before."""
+    first = write_csv(
+        tmp_path / "first.csv",
+        ["ned,2018-11-26 10:00:30.5 UTC,2,a", "ned,2018-11-26 10:00:30.5 UTC,3,b"],
+    )
+    later = write_csv(
+        tmp_path / "later.csv",
+        ["ned,2018-11-26 10:00:30.5 UTC,2,a", "ned,11/26/2018 10:00 AM,3,b"],
+    )
+    services.ingest(CsvFileSource(first), repository)
+
+    report = services.ingest(CsvFileSource(later), repository)
+
+    assert 0 == report.rows_inserted
+    (ned,) = queries.list_users()
+    assert (2, Decimal(5)) == (ned.checkins, ned.hours)
+
+
+def test_migration_numbers_stored_rows_by_minute(repository, database_url, tmp_path):
+    """Rows stored under the identity by written stamp get one by minute."""
+    with psycopg.connect(database_url) as connection:
+        connection.execute(
+            "CREATE TABLE schema_migrations"
+            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for name, text in migrations()[:2]:
+            connection.execute(text)
+            connection.execute("INSERT INTO schema_migrations VALUES (%s)", (name,))
+        # The same check-in stored twice, once per stamp form, and another row
+        # of the same minute, as the identity by written stamp allowed.
+        connection.execute(
+            "INSERT INTO checkins (user_name, checkin_at, hours, project,"
+            " written_at, occurrence, stamp_format, source_line, load_id) VALUES"
+            " ('ned', '2018-11-26 10:00:30.5Z', 3, 'b', '2018-11-26 10:00:30.5Z',"
+            "  0, 'iso', 2, 1),"
+            " ('ned', '2018-11-26 10:00:30.5Z', 3, 'b', '2018-11-26 10:00Z',"
+            "  0, 'us', 3, 2),"
+            " ('ned', '2018-11-26 10:00:45Z', 2, 'a', '2018-11-26 10:00:45Z',"
+            "  0, 'iso', 4, 2)"
+        )
+
+    assert ["0003_identity_by_minute.sql"] == repository.migrate()
+
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT source_line, checkin_minute, occurrence FROM checkins"
+            " ORDER BY source_line"
+        ).fetchall()
+    assert [
+        (2, utc(2018, 11, 26, 10, 0), 1),
+        (3, utc(2018, 11, 26, 10, 0), 0),
+        (4, utc(2018, 11, 26, 10, 0), 0),
+    ] == rows
+    later = write_csv(tmp_path / "later.csv", ["ned,11/26/2018 10:00 AM,2,a"])
+    assert 0 == services.ingest(CsvFileSource(later), repository).rows_inserted
+
+
 def test_skip_loaded_raises_for_loaded_file(repository, export, database_url):
     """A run that read the loaded files before another run loaded this one."""
     loaded_before = repository.loaded_sha256s()
@@ -292,7 +355,7 @@ CHECKINS_INDEXES = [
     (
         "checkins_identity",
         "CREATE UNIQUE INDEX checkins_identity ON public.checkins USING btree"
-        " (user_name, written_at, project, hours, occurrence)",
+        " (user_name, checkin_minute, project, hours, occurrence)",
     ),
     (
         "checkins_pkey",

@@ -88,6 +88,44 @@ def test_ingest_twice_adds_no_rows():
     assert [1, 2] == [load.id for load in repository.loads]
 
 
+# One check-in of ned's written to the second, then as an export writes it
+# to the minute in the US form, beside a row that keeps its form.
+SECOND_FORM = [
+    "ned,2018-11-26 10:00:30.5 UTC,2,a",
+    "ned,2018-11-26 10:00:30.5 UTC,3,b",
+]
+MINUTE_FORM = [
+    "ned,2018-11-26 10:00:30.5 UTC,2,a",
+    "ned,11/26/2018 10:00 AM,3,b",
+]
+
+
+def test_ingest_stamp_in_another_form_adds_no_rows():
+    """A row written to the minute in a later export is the row stored before."""
+    repository = InMemoryCheckinRepository()
+    services.ingest(ListSource(SECOND_FORM), repository, clock=fixed_clock)
+
+    report = services.ingest(ListSource(MINUTE_FORM), repository, clock=fixed_clock)
+
+    assert 0 == report.rows_inserted
+    queries = InMemoryCheckinQueries(repository)
+    (ned,) = queries.list_users()
+    assert (2, Decimal(5)) == (ned.checkins, ned.hours)
+
+
+def test_ingest_numbers_rows_of_one_minute():
+    """Rows 30 s apart with the same hours and project stay two, loaded twice."""
+    lines = ["ned,2018-11-26 10:00:10 UTC,2,a", "ned,2018-11-26 10:00:40 UTC,2,a"]
+    repository = InMemoryCheckinRepository()
+    first = services.ingest(ListSource(lines), repository, clock=fixed_clock)
+
+    again = services.ingest(ListSource(lines), repository, clock=fixed_clock)
+
+    assert 2 == first.rows_inserted
+    assert 0 == again.rows_inserted
+    assert [(), ()] == [row.flags for row, _, _ in repository.checkins]
+
+
 def test_ingest_skipping_loaded_files_raises_for_one():
     repository = InMemoryCheckinRepository()
     services.ingest(ListSource(LINES), repository, clock=fixed_clock)

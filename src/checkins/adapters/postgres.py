@@ -35,7 +35,7 @@ _LOAD_LOCK = 0x636B696E
 
 _CHECKIN_COLUMNS = (
     "user_name, checkin_at, hours, project, occurrence, flags, fixes,"
-    " stamp_format, minute_precision, source_line, load_id, written_at"
+    " stamp_format, minute_precision, source_line, load_id, checkin_minute"
 )
 
 _WRITER_ROLE = "checkins_writer"
@@ -553,11 +553,12 @@ class _PostgresLoadWriter(LoadWriter):
                 window[1] = record[10]
         users = list(windows)
         stored = self._lookups.execute(
-            "SELECT c.id, c.user_name, c.written_at, c.hours, c.project, c.occurrence"
+            "SELECT c.id, c.user_name, c.checkin_minute, c.hours, c.project,"
+            " c.occurrence"
             " FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[])"
             "   AS w(user_name, low, high)"
             " JOIN checkins c ON c.user_name = w.user_name"
-            "  AND c.written_at BETWEEN w.low AND w.high",
+            "  AND c.checkin_minute BETWEEN w.low AND w.high",
             (
                 users,
                 [windows[user][0] for user in users],
@@ -625,7 +626,7 @@ class _PostgresLoadWriter(LoadWriter):
             fixes,
             flags,
             occ,
-            written_at,
+            checkin_minute,
         ) in records:
             user_text = names.get(user) or self._escape(user)
             project_text = names.get(project) or self._escape(project)
@@ -634,9 +635,9 @@ class _PostgresLoadWriter(LoadWriter):
                 if len(stamps) >= _CACHE_LIMIT:
                     stamps.clear()
                 stamp = stamps[at] = at.isoformat()
-            written = stamp if written_at is at else stamps.get(written_at)
-            if written is None:
-                written = written_at.isoformat()
+            minute_text = stamp if checkin_minute is at else stamps.get(checkin_minute)
+            if minute_text is None:
+                minute_text = stamps[checkin_minute] = checkin_minute.isoformat()
             hours_text = hours_texts.get(hours)
             if hours_text is None:
                 hours_text = hours_texts[hours] = str(hours)
@@ -649,7 +650,7 @@ class _PostgresLoadWriter(LoadWriter):
                 )
             yield (
                 f"{user_text}\t{stamp}\t{hours_text}\t{project_text}\t{occ}"
-                f"{middle}{line}{end}{written}\n"
+                f"{middle}{line}{end}{minute_text}\n"
             )
 
     def _escape(self, name: str) -> str:

@@ -62,14 +62,16 @@ _CACHE_LIMIT = 100_000
 _CACHE_KEY_LIMIT = 256
 
 # Row: (line, user, checkin_at, hours, project, stamp_format, minute_precision,
-#       fixes, written_at), the outcome of the rules that look at one row only.
-# written_at is the stamp as the file wrote it, which recovery leaves alone.
+#       fixes, checkin_minute), the outcome of the rules that look at one row
+# only. checkin_minute is checkin_at cut to the minute, in UTC, which recovery
+# leaves as it is.
 Row = tuple[
     int, str, dt.datetime, Decimal, str, str, bool, tuple[str, ...], dt.datetime
 ]
 
 # Record: (line, user, checkin_at, hours, project, stamp_format,
-#          minute_precision, fixes, flags, occurrence, written_at), ready to store.
+#          minute_precision, fixes, flags, occurrence, checkin_minute), ready to
+#          store.
 Record = tuple[
     int,
     str,
@@ -84,8 +86,9 @@ Record = tuple[
     dt.datetime,
 ]
 
-# A parsed stamp: instant, form, minute precision and the fixes it needed.
-_Stamp = tuple[dt.datetime, StampFormat, bool, tuple[str, ...]]
+# A parsed stamp: instant, form, minute precision, the fixes it needed and
+# the instant cut to the minute.
+_Stamp = tuple[dt.datetime, StampFormat, bool, tuple[str, ...], dt.datetime]
 
 _MINUTE = dt.timedelta(minutes=1)
 _NO_FIX: tuple[str, ...] = ()
@@ -116,12 +119,12 @@ class RowCleaner:
         self._stamps: dict[str, _Stamp | str] = {}
         # Valid results only, keyed by raw text, for Cleaning.read's fast path:
         # users, hours and projects with their fixes, and stamps as (instant,
-        # form name, minute precision, fixes).
+        # form name, minute precision, fixes, minute).
         self.valid_users: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.valid_hours: dict[str, tuple[Decimal, tuple[str, ...]]] = {}
         self.valid_projects: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.valid_stamps: dict[
-            str, tuple[dt.datetime, str, bool, tuple[str, ...]]
+            str, tuple[dt.datetime, str, bool, tuple[str, ...], dt.datetime]
         ] = {}
 
     def clean(self, row: RawRow) -> Row | Quarantined:
@@ -170,7 +173,7 @@ class RowCleaner:
         _remember(
             self.valid_stamps,
             row.timestamp,
-            (stamp[0], stamp_format.value, stamp[2], stamp[3]),
+            (stamp[0], stamp_format.value, stamp[2], stamp[3], stamp[4]),
         )
         fixes = user[1] + stamp[3] + hours[1] + project[1]
         return (
@@ -182,12 +185,12 @@ class RowCleaner:
             stamp_format.value,
             stamp[2],
             fixes,
-            stamp[0],
+            stamp[4],
         )
 
     def export_stamp(
         self, text: str
-    ) -> tuple[dt.datetime, str, bool, tuple[str, ...]] | None:
+    ) -> tuple[dt.datetime, str, bool, tuple[str, ...], dt.datetime] | None:
         """Return the valid stamp of `text` in the export's usual form, or None.
 
         None stands for any other text, which clean() parses.
@@ -197,8 +200,9 @@ class RowCleaner:
             return None
         instant, truncated = export_iso
         fixes = _STAMP_FIX if truncated else _NO_FIX
-        _remember(self._stamps, text, (instant, StampFormat.ISO, False, fixes))
-        return _remember(self.valid_stamps, text, (instant, _ISO, False, fixes))
+        minute = _minute_of(instant)
+        _remember(self._stamps, text, (instant, StampFormat.ISO, False, fixes, minute))
+        return _remember(self.valid_stamps, text, (instant, _ISO, False, fixes, minute))
 
     def _parse_stamp(self, text: str) -> "_Stamp | str":
         if (export_iso := parse_export_iso(text)) is not None:
@@ -209,6 +213,7 @@ class RowCleaner:
                 StampFormat.ISO,
                 False,
                 _STAMP_FIX if truncated else _NO_FIX,
+                _minute_of(instant),
             )
             return _remember(self._stamps, text, stamp)
         if not text.strip():
@@ -227,8 +232,16 @@ class RowCleaner:
             parsed.stamp_format,
             parsed.minute_precision,
             _STAMP_FIX if normalised else _NO_FIX,
+            _minute_of(parsed.instant),
         )
         return _remember(self._stamps, text, stamp)
+
+
+def _minute_of(instant: dt.datetime) -> dt.datetime:
+    """Return the UTC `instant` cut to the minute, the same object when it is one."""
+    if instant.second or instant.microsecond:
+        return instant.replace(second=0, microsecond=0)
+    return instant
 
 
 def _remember(cache: dict, key: str, value):
@@ -341,7 +354,7 @@ def finish_person(rows: list[Row]) -> list[Record]:
     The flags of stored rows are worked out again by `flag_stored_rows` when a
     later load changes the person's rows.
     """
-    rows, recovered = _recover_precision(rows)
+    rows = _recover_precision(rows)
 
     # Rows of a batch share one stamp, so dates are computed once a stamp.
     day_of: dict[dt.datetime, dt.date] = {}
@@ -356,25 +369,23 @@ def finish_person(rows: list[Row]) -> list[Record]:
     isolated_days = _isolated_days(rows, day_of)
     flagged_days = long_days | isolated_days
 
-    # Identity numbers identical rows as written, so that it does not depend
-    # on whether another row let this one's stamp be recovered. The
-    # repeated_entry flag compares the cleaned stamps. Without recovered
-    # stamps both compare the same values, so a row is repeated exactly when
-    # its occurrence is above 0.
-    written: dict[tuple, int] = {}
-    cleaned: set[tuple] = set()
+    # Identity numbers rows by the minute of their stamp: every stamp form
+    # shows it, and recovery keeps it. The repeated_entry flag compares whole
+    # stamps, kept per identity with the rows' minute, hours and project.
+    stamps_by_identity: dict[tuple, list[dt.datetime]] = {}
     records = []
     append = records.append
     for row in rows:
-        content = (row[8], row[3], row[4])
-        occurrence = written.get(content, 0)
-        written[content] = occurrence + 1
-        if recovered:
-            content = (row[2], row[3], row[4])
-            repeated = content in cleaned
-            cleaned.add(content)
+        identity = (row[8], row[3], row[4])
+        stamps = stamps_by_identity.get(identity)
+        if stamps is None:
+            stamps_by_identity[identity] = [row[2]]
+            occurrence = 0
+            repeated = False
         else:
-            repeated = occurrence > 0
+            occurrence = len(stamps)
+            repeated = row[2] in stamps
+            stamps.append(row[2])
         flags = _NO_FIX
         if repeated or flagged_days:
             day = day_of[row[2]]
@@ -388,22 +399,20 @@ def finish_person(rows: list[Row]) -> list[Record]:
     return records
 
 
-def _recover_precision(rows: list[Row]) -> tuple[list[Row], bool]:
+def _recover_precision(rows: list[Row]) -> list[Row]:
     """Give minute-precision stamps the full stamp of their batch.
 
     A batch of one person shares one stamp. When exactly one distinct
     full-precision stamp of the person falls in a row's minute, that stamp is
     the row's true one. With none or several, the row keeps its minute.
-    Returns the rows and whether any stamp was recovered.
 
     NOTE: only the rows of one file are searched, so a stored row keeps its
     minute when a later file brings the full stamp of its batch.
     """
     if not any(row[6] for row in rows):
-        return rows, False
+        return rows
     full_stamps = sorted({row[2] for row in rows if not row[6]})
     recovered = []
-    changed = False
     for row in rows:
         if row[6]:
             start = bisect.bisect_left(full_stamps, row[2])
@@ -417,9 +426,8 @@ def _recover_precision(rows: list[Row]) -> tuple[list[Row], bool]:
                     row[7] + (_RECOVERED_FIX,),
                     row[8],
                 )
-                changed = True
         recovered.append(row)
-    return recovered, changed
+    return recovered
 
 
 def _isolated_days(rows: list[Row], day_of: dict[dt.datetime, dt.date]) -> set[dt.date]:
@@ -558,7 +566,7 @@ class Cleaning:
                     stamp[1],
                     stamp[2],
                     user[1] + stamp[3] + hours[1] + project[1],
-                    instant,
+                    stamp[4],
                 )
             else:
                 row = clean_row(raw)
@@ -666,7 +674,7 @@ def to_checkin(record: Record) -> CheckIn:
         fixes,
         flags,
         occurrence,
-        written_at,
+        _,
     ) = record
     return CheckIn(
         line=line,
@@ -679,5 +687,4 @@ def to_checkin(record: Record) -> CheckIn:
         fixes=frozenset(Fix(fix) for fix in fixes),
         flags=frozenset(Flag(flag) for flag in flags),
         occurrence=occurrence,
-        written_at=written_at,
     )

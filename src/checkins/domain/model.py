@@ -74,11 +74,11 @@ class CheckIn:
     """A cleaned check-in: a person spent `hours` on `project` at `checkin_at`.
 
     `checkin_at` is timezone-aware UTC. `minute_precision` is true when the
-    stamp had no seconds and no batch stamp could replace it. `written_at` is
-    the stamp as the file wrote it, in UTC and before any recovery.
-    `occurrence` counts the rows before this one in its file with the same
-    person, `written_at`, hours and project. Those five values are the row's
-    identity across loads.
+    stamp had no seconds and no batch stamp could replace it. `occurrence`
+    counts the rows before this one in its file with the same person, hours,
+    project and minute of `checkin_at`. Those five values are the row's
+    identity across loads: every stamp form shows the minute, so the identity
+    does not change when another export writes the stamp in another form.
     """
 
     line: int
@@ -91,13 +91,12 @@ class CheckIn:
     fixes: frozenset[Fix] = frozenset()
     flags: frozenset[Flag] = frozenset()
     occurrence: int = 0
-    written_at: dt.datetime | None = None
 
     @property
     def key(self) -> tuple[str, dt.datetime, Decimal, str, int]:
         """Return the row's identity across loads."""
-        written_at = self.checkin_at if self.written_at is None else self.written_at
-        return (self.user, written_at, self.hours, self.project, self.occurrence)
+        minute = self.checkin_at.replace(second=0, microsecond=0)
+        return (self.user, minute, self.hours, self.project, self.occurrence)
 
 
 @attrs.frozen
