@@ -231,6 +231,58 @@ def test_clean_on_a_full_disk_is_one_line(run_cli, database_url, tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("target", "linked"),
+    [("FILE", "--output"), ("FILE", "--rejects"), ("--output", "--rejects")],
+)
+def test_clean_rejects_hard_linked_paths(
+    run_cli, database_url, tmp_path, target, linked
+):
+    """Two names of one file fail before any output is opened for writing."""
+    paths = {
+        "FILE": tmp_path / "export.csv",
+        "--output": tmp_path / "clean.csv",
+        "--rejects": tmp_path / "rejects.csv",
+    }
+    paths["FILE"].write_text(GOOD, encoding="utf-8")
+    paths["--output"].write_text("earlier output\n", encoding="utf-8")
+    paths[linked] = tmp_path / "link.csv"
+    os.link(paths[target], paths[linked])
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
+
+    status, output, error = run_clean(
+        run_cli, database_url, paths["FILE"], paths["--output"], paths["--rejects"]
+    )
+
+    assert 1 == status
+    assert "" == output
+    assert error == (
+        f"checkins: error: {target} and {linked} are the same file: "
+        f"{paths[target]} and {paths[linked]} are two names of one file (same "
+        "device and inode), such as hard links; give each its own path\n"
+    )
+    assert before == {path: path.read_bytes() for path in tmp_path.iterdir()}
+
+
+def test_clean_rejects_symbolic_link_to_input(run_cli, database_url, tmp_path):
+    source = tmp_path / "export.csv"
+    source.write_text(GOOD, encoding="utf-8")
+    link = tmp_path / "link.csv"
+    link.symlink_to(source)
+
+    status, _, error = run_clean(
+        run_cli, database_url, source, link, tmp_path / "rejects.csv"
+    )
+
+    assert 1 == status
+    assert error == (
+        f"checkins: error: FILE and --output are the same file {link}; give each "
+        "its own path\n"
+    )
+    assert GOOD == source.read_text(encoding="utf-8")
+    assert not (tmp_path / "rejects.csv").exists()
+
+
 def write_export(path: Path, hours: str) -> Path:
     """Write a one-row export whose content, and so SHA-256, depends on `hours`."""
     path.write_text(

@@ -415,16 +415,46 @@ def _clean(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
 
 
 def _check_distinct_paths(source: str, output: str, rejects: str) -> None:
+    """Raise CommandError when two of the paths name the same file.
+
+    Opening an output truncates it, so this runs before any output is opened.
+    Paths that resolve to one path, through symbolic links, are the same file.
+    So are existing paths with the same device and inode, such as hard links.
+    """
     paths = {"FILE": Path(source), "--output": Path(output), "--rejects": Path(rejects)}
-    seen: dict[Path, str] = {}
+    seen_paths: dict[Path, str] = {}
+    seen_files: dict[tuple[int, int], tuple[str, Path]] = {}
     for name, path in paths.items():
         resolved = path.resolve()
-        if resolved in seen:
+        if resolved in seen_paths:
             raise CommandError(
-                f"{seen[resolved]} and {name} are the same file {path}; "
+                f"{seen_paths[resolved]} and {name} are the same file {path}; "
                 "give each its own path"
             )
-        seen[resolved] = name
+        seen_paths[resolved] = name
+        identity = _file_identity(path)
+        if identity is None:
+            continue
+        if identity in seen_files:
+            seen_name, seen_path = seen_files[identity]
+            raise CommandError(
+                f"{seen_name} and {name} are the same file: {seen_path} and {path} "
+                "are two names of one file (same device and inode), such as hard "
+                "links; give each its own path"
+            )
+        seen_files[identity] = (name, path)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Return the device and inode of the file at `path`, or None if it has none.
+
+    A path that does not exist yet, or that cannot be examined, has none.
+    """
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _open_output(path: str) -> TextIO:
