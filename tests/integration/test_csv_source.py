@@ -137,6 +137,12 @@ def test_nul_byte_in_row_is_marked(tmp_path):
     assert "contains a NUL byte" == row.problem
 
 
+ONE_BLANK_LINE = (
+    "export.csv: line 1 is blank, but the header user,timestamp,hours,project "
+    "must be the first line; remove the blank line before the header"
+)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -164,6 +170,29 @@ def test_nul_byte_in_row_is_marked(tmp_path):
             ),
             "export.csv: line 2 is not valid UTF-8 text (invalid continuation byte); "
             "pass --encoding with the file's encoding, for example cp1251",
+        ),
+        (b"\n" + HEADER.encode(), ONE_BLANK_LINE),
+        (b"   \r\n" + HEADER.encode(), ONE_BLANK_LINE),
+        (b",,,\n" + HEADER.encode(), ONE_BLANK_LINE),
+        # A header that csv.reader rejects, with a quote that is never closed.
+        (b'\n"' + HEADER.encode(), ONE_BLANK_LINE),
+        (
+            b"\n \t\n, ,\n" + HEADER.encode() + b"ned,2018-11-26 14:47 UTC,1,x\n",
+            "export.csv: lines 1 to 3 are blank, but the header "
+            "user,timestamp,hours,project must be the first line; remove the "
+            "blank lines before the header",
+        ),
+        # Old Mac line ends, a lone CR.
+        (
+            b"\r\r" + HEADER.replace("\n", "\r").encode(),
+            "export.csv: lines 1 to 2 are blank, but the header "
+            "user,timestamp,hours,project must be the first line; remove the "
+            "blank lines before the header",
+        ),
+        (
+            b"\n,,\n  \n",
+            "export.csv: file has only blank lines, expected a header line "
+            "user,timestamp,hours,project",
         ),
     ],
 )

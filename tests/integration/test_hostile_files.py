@@ -532,6 +532,21 @@ def test_lone_cr_in_header_is_stray(tmp_path, line_end):
     assert [NED_LOADED] == outcomes(rows)
 
 
+@pytest.mark.parametrize("last_end", ["\n", "\r\n"])
+def test_lone_cr_after_header_ends_it(tmp_path, last_end):
+    """An old Mac file whose only row ends with LF or CR LF keeps that row."""
+    path = tmp_path / "export.csv"
+    row = "ned,2018-11-26 14:47:36 UTC,1,a"
+    path.write_bytes(("user,timestamp,hours,project\r" + row + last_end).encode())
+
+    rows = read(path)
+
+    assert [RawRow(2, row, "ned", "2018-11-26 14:47:36 UTC", "1", "a")] == rows
+    assert [
+        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "1", "a"),
+    ] == outcomes(rows)
+
+
 @pytest.mark.parametrize(
     ("header", "last_end"),
     [

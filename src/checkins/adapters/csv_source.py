@@ -404,6 +404,8 @@ class CsvFileSource(CheckinSource):
                 f"{self.name}: file is empty, expected a header line "
                 f"{','.join(REQUIRED_COLUMNS)}"
             )
+        if _is_blank(header):
+            raise self._blank_start_error(reader, lines)
 
         names = [name.lstrip("\ufeff").strip().lower() for name in header]
         missing = [name for name in REQUIRED_COLUMNS if name not in names]
@@ -440,6 +442,37 @@ class CsvFileSource(CheckinSource):
             )
         self.extra_columns = extra_columns
         return names
+
+    def _blank_start_error(
+        self, reader: Iterator[list[str]], lines: "_LineRecorder"
+    ) -> SourceError:
+        """Describe a file whose first line, where the header belongs, is blank.
+
+        The lines are blank when they are empty or contain only white space
+        and commas. Reading stops at the first line that is not blank.
+        """
+        last_blank = lines.line_number
+        try:
+            while (record := next(reader, None)) is not None and _is_blank(record):
+                last_blank = lines.line_number
+            finished = record is None
+        except csv.Error:
+            # A record that csv.reader rejects counts as a line that is not blank.
+            finished = False
+        expected = ",".join(REQUIRED_COLUMNS)
+        if finished:
+            return SourceError(
+                f"{self.name}: file has only blank lines, expected a header line "
+                f"{expected}"
+            )
+        if last_blank == 1:
+            blank, remove = "line 1 is blank", "the blank line"
+        else:
+            blank, remove = f"lines 1 to {last_blank} are blank", "the blank lines"
+        return SourceError(
+            f"{self.name}: {blank}, but the header {expected} must be the first "
+            f"line; remove {remove} before the header"
+        )
 
     def _reject_misread(self, line: int, fields: Sequence[str]) -> None:
         """Raise SourceError when a field is text of another encoding misread."""
@@ -808,10 +841,13 @@ class _LineRecorder:
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
             # A lone CR inside the header is stray when the next line ends
-            # with LF or CR LF, and then the header goes on after it.
+            # with LF or CR LF, and then the header goes on after it. Text
+            # after the CR with as many commas as the text before it is a
+            # whole line of the same width, though. Then the CR ends the
+            # header of an old Mac file whose last line ends with LF or CR LF.
             while line.endswith("\r") and len(line) < limit:
                 rest = self._text.readline(MAX_RECORD_CHARS + 1)
-                if not rest.endswith("\n"):
+                if not rest.endswith("\n") or rest.count(",") == line.count(","):
                     if rest:
                         self._pushed_back.appendleft(rest)
                     break
