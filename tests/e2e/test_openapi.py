@@ -1,6 +1,10 @@
 """The OpenAPI document against the app's routes and its real responses."""
 
 import json
+import re
+import sys
+import unicodedata
+import urllib.parse
 
 import falcon.inspect
 import jsonschema
@@ -24,6 +28,7 @@ from checkins.adapters.postgres_queries import PostgresCheckinQueries
 from checkins.domain.model import Flag
 from checkins.entrypoints.http import create_app
 from checkins.entrypoints.http_middleware import hash_token
+from checkins.entrypoints.http_params import ParameterError, parse_project
 from checkins.entrypoints.openapi import API_VERSION, DOCUMENT
 from checkins.services import ingest
 
@@ -142,6 +147,82 @@ def test_document_lists_every_route(app):
         for method in ("GET", "HEAD", "OPTIONS")
     } == served
     assert "HEAD" in DOCUMENT["info"]["description"]
+
+
+def parameter_schema(path, name):
+    """Return the schema of the GET parameter `name` of `path` in the document."""
+    (schema,) = [
+        parameter["schema"]
+        for parameter in DOCUMENT["paths"][path]["get"]["parameters"]
+        if parameter["name"] == name
+    ]
+    return schema
+
+
+PROJECT_SCHEMA = parameter_schema("/users/{user}/checkins", "project")
+
+
+@pytest.mark.parametrize(
+    "project",
+    [
+        "",
+        " ",
+        "\u200b",
+        "\ufeff",
+        " \u200b\t\ufeff ",
+        "\xad",
+        "\U000e0001",
+        "\x00",
+        "ned\x00",
+        "\u200b\x00",
+    ],
+)
+def test_blank_project_fails_schema_and_server(client, project):
+    """A project that is blank once normalised, or contains NUL, fails both."""
+    query = urllib.parse.urlencode({"project": project})
+
+    result = client.simulate_get("/users/ned/checkins", query_string=query)
+
+    assert not jsonschema.Draft202012Validator(PROJECT_SCHEMA).is_valid(project)
+    assert result.status_code == 400
+    assert result.json["detail"].startswith(
+        f"invalid query parameter project={project!r}: expected a project name"
+    )
+
+
+def test_document_accepts_project_with_invisible_characters(client):
+    project = "\ufeff Bizdev\u200b"
+    query = urllib.parse.urlencode({"project": project})
+
+    result = client.simulate_get("/users/ned/checkins", query_string=query)
+
+    assert jsonschema.Draft202012Validator(PROJECT_SCHEMA).is_valid(project)
+    assert result.status_code == 200
+    assert [row["project"] for row in result.json["checkins"]] == ["bizdev", "bizdev"]
+
+
+def test_project_pattern_matches_server_on_every_character():
+    """The pattern accepts a one-character project exactly when the server does.
+
+    jsonschema checks a pattern with re.search, as here. The pattern also
+    rejects the format characters of Unicode versions newer than this
+    Python's, which are unassigned code points here.
+    """
+    pattern = re.compile(PROJECT_SCHEMA["pattern"])
+    differing = []
+    for code_point in range(sys.maxunicode + 1):
+        character = chr(code_point)
+        if unicodedata.category(character) in ("Cs", "Cn"):
+            continue
+        try:
+            parse_project(character)
+            accepted = True
+        except ParameterError:
+            accepted = False
+        if accepted != bool(pattern.search(character)):
+            differing.append(f"U+{code_point:04X}")
+
+    assert differing == []
 
 
 def test_document_served_as_json(client):
