@@ -98,7 +98,7 @@ class CheckinRepository(abc.ABC):
         The load is stored when the block exits normally after `finish`, and
         nothing of it is stored when the block raises. `mode` is "append" or
         "snapshot"; `window` bounds a snapshot's stamps, and defaults to the
-        first and last stamps of its rows. With `skip_loaded`, a file whose
+        span of the file's main run of activity. With `skip_loaded`, a file whose
         SHA-256 a load stored before raises AlreadyLoadedError, checked after
         any other load has finished, so two runs over one folder load each
         file once.

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from checkins.adapters.postgres import migrations
+from checkins.entrypoints import cli
 
 
 GOOD = (
@@ -95,6 +96,20 @@ def test_load_rejects_bad_file(run_cli, database_url, tmp_path, kind):
     assert f"checkins: error: {path}: {problem}" in error
     assert 1 == len(error.strip().splitlines())
     assert before == table_counts(database_url)
+
+
+def test_load_help_gives_default_window(capsys):
+    """`load --help` gives the main run of activity as the default window."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["load", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+
+    assert 0 == exited.value.code
+    assert (
+        "default: the span of the file's main run of activity (the file's days "
+        "split into runs at gaps of over 60 days, and the run with the most rows "
+        "is the main one)"
+    ) in help_text
 
 
 def test_load_rejects_missing_path(run_cli, database_url, tmp_path):

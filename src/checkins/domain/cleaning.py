@@ -608,6 +608,9 @@ class Cleaning:
 class _Spill:
     """Rows kept in temporary files, grouped by a hash of the person's name.
 
+    NOTE: a group comes back into memory whole, so memory grows with the rows
+    of the person who has the most.
+
     On POSIX systems tempfile unlinks each file as soon as it is created, so
     nothing is left on disk when the process ends, even when it is killed.
     """

@@ -58,7 +58,9 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
         nargs=2,
         metavar=("FROM", "TO"),
         help="window of a snapshot load, as dates (YYYY-MM-DD, inclusive) or "
-        "stamps; default: the file's first and last stamps",
+        "stamps; default: the span of the file's main run of activity (the "
+        "file's days split into runs at gaps of over 60 days, and the run with "
+        "the most rows is the main one)",
     )
     load.add_argument(
         "--json", action="store_true", help="print each report as one JSON line"
