@@ -248,3 +248,24 @@ def test_database_url_fixture_starts_empty(database_url):
 
     assert database.startswith("checkins_test_")
     assert row == (database, 0)
+
+
+def test_pgserver_import_is_quiet_without_runtime_dir():
+    """Importing pgserver without XDG_RUNTIME_DIR prints no platformdirs warning."""
+    environment = {
+        name: value for name, value in os.environ.items() if name != "XDG_RUNTIME_DIR"
+    }
+    script = (
+        "from checkins.adapters.embedded_postgres import import_pgserver\n"
+        "assert import_pgserver() is not None\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (0, "") == (result.returncode, result.stderr)

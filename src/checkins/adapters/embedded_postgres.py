@@ -79,7 +79,12 @@ def default_data_dir() -> Path:
 def import_pgserver() -> types.ModuleType | None:
     """Import the pgserver package, or return None when it cannot be imported."""
     try:
-        return importlib.import_module("pgserver")
+        # pgserver gets a runtime folder from platformdirs when it is imported,
+        # and platformdirs warns when XDG_RUNTIME_DIR is unset, as it is for
+        # root and in containers.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="platformdirs")
+            return importlib.import_module("pgserver")
     except ImportError as error:
         if error.name != "pgserver":
             logger.warning("pgserver is installed but failed to import: %s", error)
