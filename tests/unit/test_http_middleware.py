@@ -81,7 +81,6 @@ def test_auth_missing_token_is_401(secured):
     [
         "Bearer wrong-token",
         f"Bearer {TOKEN}x",
-        f"Basic {TOKEN}",
         "Bearer",
         f"Bearer {TOKEN} {TOKEN}",
         "Bearer tökén",
@@ -100,6 +99,18 @@ def test_auth_invalid_token_is_401(secured, header):
         "as Authorization: Bearer TOKEN"
     )
     assert "wrong-token" not in result.text
+
+
+@pytest.mark.parametrize("header", [f"Basic {TOKEN}", "Digest x", "token"])
+def test_auth_other_scheme_is_401_without_error(secured, header):
+    result = secured.simulate_get("/projects", headers={"Authorization": header})
+
+    assert result.status_code == 401
+    assert result.headers["www-authenticate"] == 'Bearer realm="checkins"'
+    assert result.json["detail"] == (
+        "missing bearer token: the Authorization header uses another scheme; "
+        "send the header Authorization: Bearer TOKEN"
+    )
 
 
 @pytest.mark.parametrize(

@@ -187,6 +187,14 @@ class RequestMiddleware:
                 "Authorization: Bearer TOKEN",
                 challenges=[_CHALLENGE],
             )
+        # RFC 6750 section 3.1: credentials of another scheme get the challenge
+        # without an error code, as a request without credentials does.
+        if header.split(" ", 1)[0].lower() != "bearer":
+            raise falcon.HTTPUnauthorized(
+                description="missing bearer token: the Authorization header uses "
+                "another scheme; send the header Authorization: Bearer TOKEN",
+                challenges=[_CHALLENGE],
+            )
         match = _BEARER.fullmatch(header)
         if match is None or not self._accepts(match[1]):
             raise falcon.HTTPUnauthorized(
