@@ -161,6 +161,50 @@ def test_migration_numbers_stored_rows_by_minute(repository, database_url, tmp_p
     assert 0 == services.ingest(CsvFileSource(later), repository).rows_inserted
 
 
+def test_load_after_upgrade_keeps_current_rows(
+    repository, queries, database_url, tmp_path, monkeypatch
+):
+    """A load migrates a database of stored rows and revives no retired row."""
+    # A lock that the load waits for fails the test instead of hanging it.
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=10s")
+    with psycopg.connect(database_url) as connection:
+        connection.execute(
+            "CREATE TABLE schema_migrations"
+            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for name, text in migrations()[:2]:
+            connection.execute(text)
+            connection.execute("INSERT INTO schema_migrations VALUES (%s)", (name,))
+        # ann's 2 hours, stored in the US form, then retired by a snapshot that
+        # wrote them in ISO form, which the identity by written stamp took for
+        # another row.
+        connection.execute(
+            "INSERT INTO checkins (user_name, checkin_at, hours, project,"
+            " written_at, occurrence, stamp_format, source_line, load_id,"
+            " retired_by) VALUES"
+            " ('ann', '2018-11-26 10:00:36Z', 1, 'alpha', '2018-11-26 10:00:36Z',"
+            "  0, 'iso', 2, 1, NULL),"
+            " ('ann', '2018-11-26 10:00:36Z', 2, 'alpha', '2018-11-26 10:00Z',"
+            "  0, 'us', 3, 1, 2),"
+            " ('ann', '2018-11-26 10:00:36Z', 2, 'alpha', '2018-11-26 10:00:36Z',"
+            "  0, 'iso', 3, 2, NULL)"
+        )
+        connection.execute(
+            "INSERT INTO user_totals VALUES"
+            " ('ann', 2, 3, '2018-11-26 10:00:36Z', '2018-11-26 10:00:36Z')"
+        )
+    later = write_csv(
+        tmp_path / "later.csv",
+        ["ann,2018-11-26 10:00:36 UTC,1,alpha", "ann,2018-11-26 10:00:36 UTC,2,alpha"],
+    )
+
+    report = services.ingest(CsvFileSource(later), repository)
+
+    assert (0, 0) == (report.rows_inserted, report.rows_revived)
+    (ann,) = queries.list_users()
+    assert (2, Decimal(3)) == (ann.checkins, ann.hours)
+
+
 def test_skip_loaded_raises_for_loaded_file(repository, export, database_url):
     """A run that read the loaded files before another run loaded this one."""
     loaded_before = repository.loaded_sha256s()

@@ -130,7 +130,13 @@ def migrations() -> list[tuple[str, str]]:
 
 
 def apply_migrations(connection: psycopg.Connection) -> list[str]:
-    """Apply the migrations not yet applied, inside the caller's transaction."""
+    """Apply the migrations not yet applied, inside the caller's transaction.
+
+    When none is pending, this returns at once instead of waiting for a load
+    that is running.
+    """
+    if not _migrations_pending(connection):
+        return []
     connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LOAD_LOCK,))
     connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -149,6 +155,18 @@ def apply_migrations(connection: psycopg.Connection) -> list[str]:
         connection.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
         done.append(name)
     return done
+
+
+def _migrations_pending(connection: psycopg.Connection) -> bool:
+    (recorded,) = connection.execute(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL"
+    ).fetchone()
+    if not recorded:
+        return True
+    applied = {
+        name for (name,) in connection.execute("SELECT name FROM schema_migrations")
+    }
+    return any(name not in applied for name, _ in migrations())
 
 
 class PostgresCheckinRepository(CheckinRepository):
@@ -204,6 +222,9 @@ class PostgresCheckinRepository(CheckinRepository):
         window: tuple[dt.datetime, dt.datetime] | None = None,
         skip_loaded: bool = False,
     ) -> Iterator[LoadWriter]:
+        # Migrations commit before the load begins. The load looks up stored
+        # rows on a second connection, which a migration's locks would block.
+        self.migrate()
         with (
             psycopg.connect(self.conninfo) as connection,
             connection.transaction(),
