@@ -521,11 +521,18 @@ def test_lone_cr_in_first_column_stays_inside_record(tmp_path):
 
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
-def test_lone_cr_in_header_is_stray(tmp_path, line_end):
+@pytest.mark.parametrize(
+    "header",
+    [
+        "user,timestamp,hours,\rproject",
+        "user,timestamp\r,hours\r,project",
+        "user,\rtimestamp,hours,project",
+    ],
+)
+def test_lone_cr_in_header_is_stray(tmp_path, line_end, header):
     """A CR inside a header ending with LF or CR LF is not a line end."""
     path = tmp_path / "export.csv"
-    header = "user,timestamp,hours,\rproject" + line_end
-    path.write_bytes((header + ROW + line_end).encode())
+    path.write_bytes((header + line_end + ROW + line_end).encode())
 
     rows = read(path)
 
@@ -533,17 +540,24 @@ def test_lone_cr_in_header_is_stray(tmp_path, line_end):
 
 
 @pytest.mark.parametrize("last_end", ["\n", "\r\n"])
-def test_lone_cr_after_header_ends_it(tmp_path, last_end):
+@pytest.mark.parametrize(
+    ("row", "hours"),
+    [
+        ("ned,2018-11-26 14:47:36 UTC,1,a", "1"),
+        # A quoted comma, and an empty field past the header's columns.
+        ('ned,2018-11-26 14:47:36 UTC,"7,5",a', "7.5"),
+        ("ned,2018-11-26 14:47:36 UTC,1,a,", "1"),
+    ],
+)
+def test_lone_cr_after_header_ends_it(tmp_path, last_end, row, hours):
     """An old Mac file whose only row ends with LF or CR LF keeps that row."""
     path = tmp_path / "export.csv"
-    row = "ned,2018-11-26 14:47:36 UTC,1,a"
     path.write_bytes(("user,timestamp,hours,project\r" + row + last_end).encode())
 
     rows = read(path)
 
-    assert [RawRow(2, row, "ned", "2018-11-26 14:47:36 UTC", "1", "a")] == rows
     assert [
-        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", "1", "a"),
+        ("loaded", 2, "ned", "2018-11-26T14:47:36+00:00", hours, "a"),
     ] == outcomes(rows)
 
 

@@ -22,6 +22,8 @@ from checkins.ports import CheckinSource, SourceError
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("user", "timestamp", "hours", "project")
+# Lines read after a lone CR in the header to find the rest of the header.
+_MAX_HEADER_PIECES = 8
 
 # A check-in record is well under a kilobyte. A longer record comes from a
 # quote that is never closed or from a file that is not a check-in export, and
@@ -840,18 +842,8 @@ class _LineRecorder:
         """
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
-            # A lone CR inside the header is stray when the next line ends
-            # with LF or CR LF, and then the header goes on after it. Text
-            # after the CR with as many commas as the text before it is a
-            # whole line of the same width, though. Then the CR ends the
-            # header of an old Mac file whose last line ends with LF or CR LF.
-            while line.endswith("\r") and len(line) < limit:
-                rest = self._text.readline(MAX_RECORD_CHARS + 1)
-                if not rest.endswith("\n") or rest.count(",") == line.count(","):
-                    if rest:
-                        self._pushed_back.appendleft(rest)
-                    break
-                line += rest
+            if line.endswith("\r") and not _names_every_column(line):
+                line = self._join_stray_header_crs(line, limit)
             if line:
                 self._lone_cr_ends_line = not line.endswith("\n")
                 self.record_commas = line.count(",")
@@ -864,6 +856,29 @@ class _LineRecorder:
                 self._pushed_back.appendleft(rest)
                 break
             line += rest
+        return line
+
+    def _join_stray_header_crs(self, line: str, limit: int) -> str:
+        """Return the header `line` with the text after its stray lone CRs.
+
+        A header that ends with a lone CR before naming every column has a
+        stray CR when the text after it, up to a line ending with LF or to the
+        missing names, completes it. Otherwise the CR ends the first line of an
+        old Mac file, and the text read after it is pushed back.
+        """
+        header = line
+        pieces = []
+        while len(header) < limit and len(pieces) < _MAX_HEADER_PIECES:
+            rest = self._text.readline(MAX_RECORD_CHARS + 1)
+            if not rest:
+                break
+            pieces.append(rest)
+            header += rest
+            if not header.endswith("\r") or _names_every_column(header):
+                break
+        if header.endswith("\n") or _names_every_column(header):
+            return header
+        self._pushed_back.extendleft(reversed(pieces))
         return line
 
     @property
@@ -935,6 +950,16 @@ class _LineRecorder:
                 f"{self._encoding_name} text (lone surrogate); {self._decode_fix}"
             )
         return text
+
+
+def _names_every_column(text: str) -> bool:
+    """Return whether `text`, read as a header line, names every required column."""
+    try:
+        fields = next(csv.reader([text.rstrip("\r\n")]), [])
+    except csv.Error:
+        return False
+    names = {name.lstrip("\ufeff").strip().lower() for name in fields}
+    return all(name in names for name in REQUIRED_COLUMNS)
 
 
 def _first_undecodable_line(binary: BinaryIO, encoding: str) -> int | None:
