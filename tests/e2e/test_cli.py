@@ -1,6 +1,11 @@
 import json
 import os
+import select
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -157,6 +162,111 @@ def test_malformed_database_url_names_the_setting(run_cli):
         "postgresql://user@127.0.0.1:5432/checkins, or unset it to use the "
         "embedded server\n"
     )
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+# Runs the CLI as the `checkins` script does, with the arguments after "-c".
+CLI_SCRIPT = "import sys; from checkins.entrypoints.cli import main; sys.exit(main())"
+
+
+def read_until(stream, text: bytes, timeout: float) -> bytes:
+    """Read `stream` until `text` appears, it ends or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    output = b""
+    while text not in output:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([stream], [], [], remaining)
+        if not ready:
+            break
+        chunk = os.read(stream.fileno(), 65536)
+        if not chunk:
+            break
+        output += chunk
+    return output
+
+
+def running_postmaster_pid(data_dir: Path) -> int | None:
+    """Return the pid in data_dir/postmaster.pid if that process is running."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def wait_for_postmaster_exit(data_dir: Path, timeout: float) -> int | None:
+    """Wait for the postmaster of data_dir to exit, and return its pid if it runs on."""
+    deadline = time.monotonic() + timeout
+    pid = running_postmaster_pid(data_dir)
+    while pid is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        pid = running_postmaster_pid(data_dir)
+    return pid
+
+
+def test_sigterm_stops_load_and_embedded_server(tmp_path):
+    """SIGTERM during a load exits with 143 and stops the embedded server."""
+    path = tmp_path / "export.csv"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPOSITORY / "bench" / "generate.py"),
+            "--rows",
+            "200000",
+            "--seed",
+            "1",
+            "--output",
+            str(path),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    data_dir = tmp_path / "postgres"
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name != "CHECKINS_DATABASE_URL"
+    }
+    environment |= {"CHECKINS_DATA_DIR": str(data_dir), "CHECKINS_LOG_LEVEL": "INFO"}
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI_SCRIPT, "load", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    try:
+        started = read_until(process.stderr, b" checkins.services: loading ", 120)
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=120)
+        log = (started + rest).decode()
+        left_running = wait_for_postmaster_exit(data_dir, 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        # A postmaster that the CLI left running is stopped here with a fast
+        # shutdown, so that a failure does not leave a server behind.
+        pid = running_postmaster_pid(data_dir)
+        if pid is not None:
+            os.kill(pid, signal.SIGINT)
+            wait_for_postmaster_exit(data_dir, 30)
+
+    assert " checkins.services: loading " in log
+    assert 143 == process.returncode, log
+    assert (
+        " WARNING checkins.entrypoints.cli: stopped by SIGTERM, exiting with "
+        "status 143\n"
+    ) in log
+    assert left_running is None
 
 
 def test_serve_on_a_used_port_is_one_line(run_cli, database_url):

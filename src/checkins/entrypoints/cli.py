@@ -3,9 +3,11 @@
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 import psycopg
 
@@ -17,9 +19,31 @@ from checkins.ports import SourceError
 
 logger = logging.getLogger(__name__)
 
+# The status a shell reports for a process ended by SIGTERM: 128 + 15.
+SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with `argv` and return the exit status."""
+    """Run the command line with `argv` and return the exit status.
+
+    SIGTERM raises SystemExit with SIGTERM_EXIT_STATUS, so that `finally` blocks
+    and atexit handlers still run. They roll back an unfinished load and stop the
+    embedded PostgreSQL server. `checkins serve` replaces the handler, because
+    gunicorn's arbiter installs its own when it starts.
+    """
+    previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> None:
+    logger.warning("stopped by SIGTERM, exiting with status %d", SIGTERM_EXIT_STATUS)
+    raise SystemExit(SIGTERM_EXIT_STATUS)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     arguments = parser.parse_args(argv)
     try:
