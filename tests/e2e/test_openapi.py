@@ -2,6 +2,8 @@
 
 import json
 import re
+import shutil
+import subprocess
 import sys
 import unicodedata
 import urllib.parse
@@ -171,7 +173,6 @@ PROJECT_SCHEMA = parameter_schema("/users/{user}/checkins", "project")
         "\ufeff",
         " \u200b\t\ufeff ",
         "\xad",
-        "\U000e0001",
         "\x00",
         "ned\x00",
         "\u200b\x00",
@@ -201,18 +202,35 @@ def test_document_accepts_project_with_invisible_characters(client):
     assert [row["project"] for row in result.json["checkins"]] == ["bizdev", "bizdev"]
 
 
+def test_astral_format_project_fails_server_only(client):
+    """A project of format characters above U+FFFF passes the schema, not the server.
+
+    The pattern leaves those characters out, as its description states.
+    """
+    project = "\U000e0001\U000110bd"
+    query = urllib.parse.urlencode({"project": project})
+
+    result = client.simulate_get("/users/ned/checkins", query_string=query)
+
+    assert jsonschema.Draft202012Validator(PROJECT_SCHEMA).is_valid(project)
+    assert result.status_code == 400
+
+
 def test_project_pattern_matches_server_on_every_character():
     """The pattern accepts a one-character project exactly when the server does.
 
-    jsonschema checks a pattern with re.search, as here. The pattern also
-    rejects the format characters of Unicode versions newer than this
-    Python's, which are unassigned code points here.
+    jsonschema checks a pattern with re.search, as here. The format characters
+    above U+FFFF are left out, because the pattern accepts them and the server
+    rejects them.
     """
     pattern = re.compile(PROJECT_SCHEMA["pattern"])
     differing = []
     for code_point in range(sys.maxunicode + 1):
         character = chr(code_point)
-        if unicodedata.category(character) in ("Cs", "Cn"):
+        category = unicodedata.category(character)
+        if category in ("Cs", "Cn"):
+            continue
+        if category == "Cf" and code_point > 0xFFFF:
             continue
         try:
             parse_project(character)
@@ -223,6 +241,69 @@ def test_project_pattern_matches_server_on_every_character():
             differing.append(f"U+{code_point:04X}")
 
     assert differing == []
+
+
+# Reads [pattern, names] as JSON from standard input and prints, for the flags
+# "" and "u", whether RegExp.prototype.test matches each name.
+NODE_SCRIPT = """
+const [pattern, names] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const verdicts = {};
+for (const flags of ["", "u"]) {
+  const expression = new RegExp(pattern, flags);
+  verdicts[flags] = names.map((name) => expression.test(name));
+}
+console.log(JSON.stringify(verdicts));
+"""
+
+# Python's verdict on each project name: True when the pattern matches.
+PATTERN_VERDICTS = {
+    "abc": True,
+    "Dec": True,
+    "2019": True,
+    "café": True,
+    "\u200b": False,
+    "\ufeff": False,
+    "a\u200b": True,
+    " \x1c\x85\xa0\u3000": False,
+    "ned\x00": False,
+    "\U0001f600": True,
+    "\U000e0001": True,
+}
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None,
+    reason="node is not on PATH, so the pattern cannot be checked as ECMA-262",
+)
+def test_served_project_pattern_is_ecma_262(client):
+    """node compiles the served pattern, with and without the u flag, and agrees.
+
+    JSON Schema, and so OpenAPI 3.1, gives patterns ECMA-262 syntax.
+    """
+    served = client.simulate_get("/openapi.json").json
+    (parameter,) = [
+        parameter
+        for parameter in served["paths"]["/users/{user}/checkins"]["get"]["parameters"]
+        if parameter["name"] == "project"
+    ]
+    pattern = parameter["schema"]["pattern"]
+    names = list(PATTERN_VERDICTS)
+
+    node = subprocess.run(
+        ["node", "-e", NODE_SCRIPT],
+        input=json.dumps([pattern, names]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    python_verdicts = [bool(re.search(pattern, name)) for name in names]
+
+    assert node.returncode == 0, node.stderr
+    verdicts = json.loads(node.stdout)
+    assert python_verdicts == list(PATTERN_VERDICTS.values())
+    assert verdicts[""] == python_verdicts
+    assert verdicts["u"] == python_verdicts
 
 
 def test_document_served_as_json(client):

@@ -52,23 +52,26 @@ _COMMON_ERRORS = {
 }
 
 # The characters that normalise_name removes from a name, as the inside of a
-# character class in Python `re` syntax: white space, which \s matches where
-# str.split() splits, and the format characters (Unicode category Cf) of
-# Unicode 15.1. Python 3.11 has Unicode 14.0, in which U+13439 to U+1343F
-# are unassigned and kept, so a project of only those passes the server but
-# not the pattern.
-# NOTE: jsonschema checks patterns with Python's `re`. ECMA-262 regular
-# expressions, which JSON Schema names, lack the \U escapes and match \s
-# on other characters, so validators in other languages can disagree.
+# character class: white space, which str.split() splits on, and the format
+# characters (Unicode category Cf) below U+10000. That Cf list is the same in
+# Unicode 14.0, which Python 3.11 uses, and in Unicode 17.0 (ICU 78.2). The
+# class has only \uXXXX escapes and no \s, which matches other characters in
+# ECMA-262. So the pattern means the same in Python's `re`, which jsonschema
+# uses, and in ECMA-262, which JSON Schema names, with or without the u flag.
+# NOTE: the format characters above U+FFFF, such as U+E0001, are left out,
+# because ECMA-262 without the u flag matches them as two UTF-16 code units. A
+# project made only of them passes the pattern, and the server rejects it.
 _REMOVED_CHARACTERS = (
-    "\\s\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e"
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+    "\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e"
     "\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff"
-    "\\ufff9-\\ufffb\\U000110bd\\U000110cd\\U00013430-\\U0001343f"
-    "\\U0001bca0-\\U0001bca3\\U0001d173-\\U0001d17a\\U000e0001"
-    "\\U000e0020-\\U000e007f"
+    "\\ufff9-\\ufffb"
 )
 # A project name with a character that normalisation keeps, and no NUL.
-_PROJECT_PATTERN = f"^[{_REMOVED_CHARACTERS}]*[^{_REMOVED_CHARACTERS}\\x00][^\\x00]*$"
+_PROJECT_PATTERN = (
+    f"^[{_REMOVED_CHARACTERS}]*[^{_REMOVED_CHARACTERS}\\u0000][^\\u0000]*$"
+)
 
 _USER = {
     "name": "user",
@@ -210,7 +213,10 @@ DOCUMENT: dict[str, Any] = {
                         "required": False,
                         "description": "Project name, trimmed and lower-cased. A "
                         "name with NUL, or with nothing but white space and "
-                        "invisible format characters, gets a 400.",
+                        "invisible format characters, gets a 400. The pattern "
+                        "lists only the format characters below U+10000, so a "
+                        "name made only of format characters above U+FFFF, such "
+                        "as U+E0001, passes it and still gets a 400.",
                         "schema": {"type": "string", "pattern": _PROJECT_PATTERN},
                     },
                     {
