@@ -122,16 +122,21 @@ def test_stamp_in_another_form_adds_no_rows(repository, queries, tmp_path):
     assert (2, Decimal(5)) == (ned.checkins, ned.hours)
 
 
+def apply_first_migrations(connection: psycopg.Connection, count: int) -> None:
+    """Give the database the schema of a release that had `count` migrations."""
+    connection.execute(
+        "CREATE TABLE schema_migrations"
+        " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for name, text in migrations()[:count]:
+        connection.execute(text)
+        connection.execute("INSERT INTO schema_migrations VALUES (%s)", (name,))
+
+
 def test_migration_numbers_stored_rows_by_minute(repository, database_url, tmp_path):
     """Rows stored under the identity by written stamp get one by minute."""
     with psycopg.connect(database_url) as connection:
-        connection.execute(
-            "CREATE TABLE schema_migrations"
-            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for name, text in migrations()[:2]:
-            connection.execute(text)
-            connection.execute("INSERT INTO schema_migrations VALUES (%s)", (name,))
+        apply_first_migrations(connection, 2)
         # The same check-in stored twice, once per stamp form, and another row
         # of the same minute, as the identity by written stamp allowed.
         connection.execute(
@@ -168,13 +173,7 @@ def test_load_after_upgrade_keeps_current_rows(
     # A lock that the load waits for fails the test instead of hanging it.
     monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=10s")
     with psycopg.connect(database_url) as connection:
-        connection.execute(
-            "CREATE TABLE schema_migrations"
-            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for name, text in migrations()[:2]:
-            connection.execute(text)
-            connection.execute("INSERT INTO schema_migrations VALUES (%s)", (name,))
+        apply_first_migrations(connection, 2)
         # ann's 2 hours, stored in the US form, then retired by a snapshot that
         # wrote them in ISO form, which the identity by written stamp took for
         # another row.
