@@ -1,5 +1,6 @@
 import importlib
 import os
+import signal
 
 import pytest
 
@@ -78,3 +79,14 @@ def test_authentication_mode_follows_token_settings(environment, mode):
     settings = Settings.from_env(environment)
 
     assert authentication_mode(settings) == mode
+
+
+def test_workers_leave_sigint_to_master():
+    """A worker ignores SIGINT, which Ctrl-C also sends it, and quits on SIGQUIT."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        gunicorn_config.options()["post_worker_init"](None)
+
+        assert signal.SIG_IGN == signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)

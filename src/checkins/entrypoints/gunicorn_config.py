@@ -8,6 +8,7 @@ CHECKINS_THREADS set the process and thread counts.
 """
 
 import os
+import signal
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
@@ -81,6 +82,17 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket_disable = True
 
 
+def post_worker_init(worker: Worker) -> None:
+    """Leave SIGINT to the master, which then stops the workers with SIGQUIT.
+
+    Ctrl-C sends SIGINT to every process of the terminal's group. A gthread
+    worker that got SIGINT and then its master's SIGQUIT ran its quit handler
+    twice, and the second call could wait on a lock that the first held until
+    the master killed the worker after graceful_timeout.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def worker_exit(server: Arbiter, worker: Worker) -> None:
     """Close the worker's database connections when it stops."""
     from checkins.entrypoints.wsgi import close_apps
@@ -105,6 +117,7 @@ def options() -> dict[str, object]:
         "limit_request_field_size",
         "worker_tmp_dir",
         "control_socket_disable",
+        "post_worker_init",
         "worker_exit",
     )
     return {name: globals()[name] for name in names}
