@@ -174,6 +174,11 @@ ONE_BLANK_LINE = (
         (b"\n" + HEADER.encode(), ONE_BLANK_LINE),
         (b"   \r\n" + HEADER.encode(), ONE_BLANK_LINE),
         (b",,,\n" + HEADER.encode(), ONE_BLANK_LINE),
+        # An old Mac file whose only LF ends its last line.
+        (
+            b"\ruser,timestamp,hours,project\rarya,11/26/2018 10:00 AM,2,bizdev\n",
+            ONE_BLANK_LINE,
+        ),
         # A header that csv.reader rejects, with a quote that is never closed.
         (b'\n"' + HEADER.encode(), ONE_BLANK_LINE),
         (

@@ -842,7 +842,8 @@ class _LineRecorder:
         """
         line = self._text.readline(limit)
         if self._lone_cr_ends_line is None:
-            if line.endswith("\r") and not _names_every_column(line):
+            # A blank first line is never joined, so that it fails as one.
+            if line.endswith("\r") and line.strip() and not _names_every_column(line):
                 line = self._join_stray_header_crs(line, limit)
             if line:
                 self._lone_cr_ends_line = not line.endswith("\n")
@@ -953,9 +954,12 @@ class _LineRecorder:
 
 
 def _names_every_column(text: str) -> bool:
-    """Return whether `text`, read as a header line, names every required column."""
+    """Return whether `text`, read as a header line, names every required column.
+
+    A lone CR inside `text` is white space, as it is inside a record.
+    """
     try:
-        fields = next(csv.reader([text.rstrip("\r\n")]), [])
+        fields = next(csv.reader([text.rstrip("\r\n").replace("\r", " ")]), [])
     except csv.Error:
         return False
     names = {name.lstrip("\ufeff").strip().lower() for name in fields}
