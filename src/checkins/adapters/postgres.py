@@ -63,13 +63,18 @@ _CACHE_LIMIT = 100_000
 # days. Only days with such rows can change their repeated and over-24-hours
 # flags. A person's new rows can move any day in or out of an isolated run,
 # though, so every current row of the users is checked for that flag alone.
-# Only rows whose flags change are written.
+# Only rows whose flags change are written. The rows the load saw are joined,
+# not tested with OR id IN (...): once seen_checkins outgrows work_mem, such a
+# test can run as a subplan that reads the whole table for each row.
 _REFLAG_SQL = """
 WITH touched_days AS (
-    SELECT DISTINCT user_name, (checkin_at AT TIME ZONE 'UTC')::date AS day
+    SELECT user_name, (checkin_at AT TIME ZONE 'UTC')::date AS day
     FROM checkins
     WHERE load_id = %(load)s OR retired_by = %(load)s
-        OR id IN (SELECT id FROM seen_checkins)
+    UNION
+    SELECT c.user_name, (c.checkin_at AT TIME ZONE 'UTC')::date
+    FROM seen_checkins s
+    JOIN checkins c ON c.id = s.id
 ), days AS (
     SELECT user_name, (checkin_at AT TIME ZONE 'UTC')::date AS day,
         count(*) AS day_rows, sum(hours) AS day_hours
