@@ -336,7 +336,9 @@ class _PgserverBackend:
         # The constructor is called instead of get_server() because get_server()
         # returns a cached handle after cleanup(), without listing the process again.
         # NOTE: pgserver 0.1.4 keeps the pid of a process killed by SIGKILL in its
-        # list, and then no later process stops the server.
+        # list, and then no later process stops the server. A SIGTERM during
+        # this call can leave the server running too, until a later command
+        # reuses and stops it.
         try:
             # platformdirs, which pgserver uses, warns on every start when
             # XDG_RUNTIME_DIR is unset, as it is for root and in containers.
