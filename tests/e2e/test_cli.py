@@ -356,6 +356,60 @@ def test_clean_on_a_full_disk_is_one_line(run_cli, database_url, tmp_path):
     )
 
 
+def test_failed_clean_keeps_earlier_outputs(run_cli, database_url, tmp_path):
+    """A clean that fails after opening its outputs leaves the old ones as they were."""
+    source = tmp_path / "late.csv"
+    # The bad byte comes after the first block of lines, which opening reads.
+    rows = "arya,2018-11-26 10:00:00 UTC,1,hiring\n" * 5000
+    source.write_bytes((GOOD + rows).encode() + b"ned,2018-11-26 14:47 UTC,1,caf\xe9\n")
+    output, rejects = tmp_path / "clean.csv", tmp_path / "rejects.csv"
+    output.write_text("earlier output\n")
+    rejects.write_text("earlier rejects\n")
+
+    status, _, error = run_clean(run_cli, database_url, source, output, rejects)
+
+    assert 1 == status
+    assert "line 5005 is not valid UTF-8 text" in error
+    assert "earlier output\n" == output.read_text()
+    assert "earlier rejects\n" == rejects.read_text()
+    assert ["clean.csv", "late.csv", "rejects.csv"] == sorted(
+        path.name for path in tmp_path.iterdir()
+    )
+
+
+def test_clean_to_missing_folder_keeps_output(run_cli, database_url, tmp_path):
+    """A --rejects path in a missing folder leaves an existing --output whole."""
+    source = tmp_path / "tiny.csv"
+    source.write_text(GOOD, encoding="utf-8")
+    output = tmp_path / "clean.csv"
+    output.write_text("earlier output\n")
+    rejects = tmp_path / "missing" / "rejects.csv"
+
+    status, _, error = run_clean(run_cli, database_url, source, output, rejects)
+
+    assert 1 == status
+    assert f"checkins: error: {rejects}: cannot write: No such file or directory\n" == (
+        error
+    )
+    assert "earlier output\n" == output.read_text()
+
+
+def test_clean_may_discard_both_outputs(run_cli, database_url, tmp_path):
+    """/dev/null for both outputs prints the report only."""
+    source = tmp_path / "tiny.csv"
+    source.write_text(GOOD, encoding="utf-8")
+
+    status, output, _ = run_clean(
+        run_cli, database_url, source, "/dev/null", "/dev/null", "--json"
+    )
+
+    assert 0 == status
+    assert (3, 2, 1) == tuple(
+        json.loads(output)[key]
+        for key in ("rows_read", "rows_loaded", "rows_quarantined")
+    )
+
+
 @pytest.mark.parametrize(
     ("target", "linked"),
     [("FILE", "--output"), ("FILE", "--rejects"), ("--output", "--rejects")],

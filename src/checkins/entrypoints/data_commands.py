@@ -1,6 +1,7 @@
 """The command-line commands that read files and loads: load, loads, report, clean."""
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -8,7 +9,9 @@ import logging
 import os
 import stat
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -391,8 +394,8 @@ def _clean(arguments: argparse.Namespace, settings: bootstrap.Settings) -> int:
     # flat; the `line` column gives the file order.
     try:
         with (
-            _open_output(arguments.output) as clean_file,
-            _open_output(arguments.rejects) as rejects_file,
+            _output_file(arguments.output) as clean_file,
+            _output_file(arguments.rejects) as rejects_file,
             Progress(f"cleaning {source.name}") as progress,
         ):
             write_checkin = _checkin_writer(clean_file)
@@ -427,6 +430,9 @@ def _check_distinct_paths(source: str, output: str, rejects: str) -> None:
     seen_paths: dict[Path, str] = {}
     seen_files: dict[tuple[int, int], tuple[str, Path]] = {}
     for name, path in paths.items():
+        if name != "FILE" and _is_special(path):
+            # Writing twice to a device such as /dev/null harms nothing.
+            continue
         resolved = path.resolve()
         if resolved in seen_paths:
             raise CommandError(
@@ -459,11 +465,49 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def _open_output(path: str) -> TextIO:
+def _is_special(path: Path) -> bool:
+    """Return whether `path` exists and is not a regular file, such as /dev/null."""
     try:
-        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _output_file(path: str) -> Iterator[TextIO]:
+    """Write `path` through a temporary file beside it, renamed when the block ends.
+
+    A clean that fails leaves an earlier file at `path` as it was. A path that
+    is not a regular file, such as /dev/null, is written directly.
+    """
+    target = Path(path)
+    if _is_special(target):
+        try:
+            file = open(target, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as error:
+            raise CommandError(f"{path}: cannot write: {error.strerror}") from None
+        with file:
+            yield file
+        return
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
     except OSError as error:
         raise CommandError(f"{path}: cannot write: {error.strerror}") from None
+    try:
+        # mkstemp makes the file readable by its owner only; the output gets
+        # the mode that a new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)
+        with open(handle, "w", encoding="utf-8", newline="") as file:
+            yield file
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _checkin_writer(file: TextIO):
