@@ -644,6 +644,7 @@ def test_named_broken_link_is_not_found(run_cli, database_url, tmp_path):
 
 CLEAN_COUNTS = {
     "load_id": None,
+    "mode": None,
     "rows_read": 20_500,
     "rows_loaded": 20_492,
     "rows_quarantined": 8,

@@ -116,7 +116,8 @@ class LoadReport:
             "source": self.source,
             "sha256": self.sha256,
             "load_id": self.load_id,
-            "mode": self.mode,
+            # A report of `clean` has no load, so no mode either.
+            "mode": None if self.load_id is None else self.mode,
             "rows_read": self.rows_read,
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
