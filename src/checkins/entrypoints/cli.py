@@ -34,13 +34,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return _run(argv)
+    except _Terminated:
+        logger.warning(
+            "stopped by SIGTERM, exiting with status %d", SIGTERM_EXIT_STATUS
+        )
+        raise SystemExit(SIGTERM_EXIT_STATUS) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
 
 
+class _Terminated(SystemExit):
+    """Raised by the SIGTERM handler, to unwind the command before it exits."""
+
+
 def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> None:
-    logger.warning("stopped by SIGTERM, exiting with status %d", SIGTERM_EXIT_STATUS)
-    raise SystemExit(SIGTERM_EXIT_STATUS)
+    # The handler only raises: a log line written here could interrupt a
+    # write to standard error, which then fails as a reentrant call and
+    # swallows this exit.
+    raise _Terminated(SIGTERM_EXIT_STATUS)
 
 
 def _run(argv: Sequence[str] | None) -> int:
