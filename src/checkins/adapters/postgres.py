@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import decimal
+import functools
 import importlib.resources
 import json
 import logging
@@ -124,14 +125,18 @@ WHERE c.id = computed.id AND c.flags IS DISTINCT FROM computed.flags
 """
 
 
-def migrations() -> list[tuple[str, str]]:
-    """Return the shipped migrations as (name, SQL) pairs, in the order to apply."""
+@functools.cache
+def migrations() -> tuple[tuple[str, str], ...]:
+    """Return the shipped migrations as (name, SQL) pairs, in the order to apply.
+
+    The files are read once a process, because every load checks them.
+    """
     folder = importlib.resources.files(__package__) / "migrations"
     files = sorted(
         (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
         key=lambda entry: entry.name,
     )
-    return [(entry.name, entry.read_text(encoding="utf-8")) for entry in files]
+    return tuple((entry.name, entry.read_text(encoding="utf-8")) for entry in files)
 
 
 def apply_migrations(connection: psycopg.Connection) -> list[str]:
@@ -235,7 +240,6 @@ class PostgresCheckinRepository(CheckinRepository):
             connection.transaction(),
         ):
             _wait_for_other_loads(connection)
-            apply_migrations(connection)
             if skip_loaded:
                 (loaded,) = connection.execute(
                     "SELECT EXISTS (SELECT 1 FROM loads WHERE sha256 = %s)", (sha256,)

@@ -430,7 +430,8 @@ def _check_distinct_paths(source: str, output: str, rejects: str) -> None:
     seen_paths: dict[Path, str] = {}
     seen_files: dict[tuple[int, int], tuple[str, Path]] = {}
     for name, path in paths.items():
-        if name != "FILE" and _is_special(path):
+        status = _status(path)
+        if name != "FILE" and status is not None and not stat.S_ISREG(status.st_mode):
             # Writing twice to a device such as /dev/null harms nothing.
             continue
         resolved = path.resolve()
@@ -440,9 +441,9 @@ def _check_distinct_paths(source: str, output: str, rejects: str) -> None:
                 "give each its own path"
             )
         seen_paths[resolved] = name
-        identity = _file_identity(path)
-        if identity is None:
+        if status is None:
             continue
+        identity = (status.st_dev, status.st_ino)
         if identity in seen_files:
             seen_name, seen_path = seen_files[identity]
             raise CommandError(
@@ -453,24 +454,21 @@ def _check_distinct_paths(source: str, output: str, rejects: str) -> None:
         seen_files[identity] = (name, path)
 
 
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    """Return the device and inode of the file at `path`, or None if it has none.
+def _status(path: Path) -> os.stat_result | None:
+    """Return the status of the file at `path`, or None when it cannot be read.
 
-    A path that does not exist yet, or that cannot be examined, has none.
+    A path that does not exist yet has none.
     """
     try:
-        status = path.stat()
+        return path.stat()
     except OSError:
         return None
-    return status.st_dev, status.st_ino
 
 
 def _is_special(path: Path) -> bool:
     """Return whether `path` exists and is not a regular file, such as /dev/null."""
-    try:
-        return not stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
+    status = _status(path)
+    return status is not None and not stat.S_ISREG(status.st_mode)
 
 
 @contextlib.contextmanager
