@@ -202,7 +202,7 @@ def running_postmaster_pid(data_dir: Path) -> int | None:
 
 
 def wait_for_postmaster_exit(data_dir: Path, timeout: float) -> int | None:
-    """Wait for the postmaster of data_dir to exit, and return its pid if it runs on."""
+    """Wait for the postmaster of data_dir to exit, or return its pid at `timeout`."""
     deadline = time.monotonic() + timeout
     pid = running_postmaster_pid(data_dir)
     while pid is not None and time.monotonic() < deadline:

@@ -372,9 +372,9 @@ def finish_person(rows: list[Row]) -> list[Record]:
     # Identity numbers rows by the minute of their stamp: every stamp form
     # shows it, and recovery keeps it. The repeated_entry flag compares whole
     # stamps, kept per identity with the rows' minute, hours and project.
-    # NOTE: rows of one minute with the same hours and project are told apart
-    # by their order in the file. When a later snapshot drops one of them, the
-    # row kept may be the one with the other's seconds.
+    # NOTE: rows of one minute with the same hours and project are numbered
+    # in file order. When a later snapshot drops one of them, the row kept may
+    # be the one with the other's seconds.
     stamps_by_identity: dict[tuple, list[dt.datetime]] = {}
     records = []
     append = records.append

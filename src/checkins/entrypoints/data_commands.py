@@ -494,8 +494,8 @@ def _output_file(path: str) -> Iterator[TextIO]:
     except OSError as error:
         raise CommandError(f"{path}: cannot write: {error.strerror}") from None
     try:
-        # mkstemp makes the file readable by its owner only; the output gets
-        # the mode that a new file would get.
+        # mkstemp makes the file readable by its owner only, so it gets the
+        # mode that open() gives a new file.
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(handle, 0o666 & ~umask)
